@@ -1,0 +1,48 @@
+"""Wavelet Knowledge Distillation for image-to-image GANs, on Accelerate and Diffusers.
+
+Public API (imported lazily, so ``import wkd_hf`` stays cheap):
+
+- networks: ``ResnetGenerator``, ``UnetGenerator``, ``PatchDiscriminator``, ``load_pretrained_model``
+- method: ``WaveletDistillationLoss``, ``OutputDistillationLoss``, ``FeatureDistillationLoss``,
+  ``GANLoss``, ``WKDConfig``, ``PairedDistiller``, ``CycleDistiller``
+- import/measure: ``convert_pix2pix_checkpoint``, ``profile_model``
+
+To add a new generator family: write ``wkd_hf/models/<family>.py`` with one ``ModelMixin,
+ConfigMixin`` class whose ``forward(x, return_features=False)`` and ``feature_channels()`` follow
+``ResnetGenerator``, register it in ``wkd_hf/models/__init__.py`` and add it to ``_LAZY`` below.
+"""
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "ResnetGenerator": "wkd_hf.models",
+    "UnetGenerator": "wkd_hf.models",
+    "PatchDiscriminator": "wkd_hf.models",
+    "load_pretrained_model": "wkd_hf.models",
+    "WaveletBandSplit": "wkd_hf.wavelets",
+    "WaveletDistillationLoss": "wkd_hf.losses",
+    "OutputDistillationLoss": "wkd_hf.losses",
+    "FeatureDistillationLoss": "wkd_hf.losses",
+    "GANLoss": "wkd_hf.losses",
+    "WKDConfig": "wkd_hf.distillation",
+    "PairedDistiller": "wkd_hf.distillation",
+    "CycleDistiller": "wkd_hf.distillation",
+    "convert_pix2pix_checkpoint": "wkd_hf.conversion",
+    "profile_model": "wkd_hf.metrics.efficiency",
+    "EfficiencyProfile": "wkd_hf.metrics.efficiency",
+}
+
+__all__ = sorted(_LAZY) + ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'wkd_hf' has no attribute {name!r}")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
+
+def __dir__() -> list[str]:
+    return __all__
