@@ -1,0 +1,86 @@
+#!/usr/bin/env python
+"""Train a pix2pix teacher (paired data) or a CycleGAN teacher pair (unpaired data).
+
+    accelerate launch training_scripts/train_teacher.py --mode paired \
+        --train_data_dir ../shared/data/facades/train --direction BtoA --output_dir facades-teacher
+
+The output folder is what ``distill.py --teacher_model_name_or_path`` takes: a pix2pix teacher
+at its root (discriminator in ``discriminator/``); a CycleGAN teacher as ``generator_a2b/``,
+``generator_b2a/``, ``discriminator_a/`` and ``discriminator_b/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from wkd_hf.distillation import CycleDistiller, PairedDistiller, WKDConfig
+from wkd_hf.models import ResnetGenerator, UnetGenerator
+from wkd_hf.recipes import build_discriminator
+from wkd_hf.run import GANRun, add_common_args, prepare_run
+
+
+def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    model = parser.add_argument_group("networks (saved in each config.json)")
+    model.add_argument("--mode", choices=("paired", "cycle"), default="paired")
+    model.add_argument("--generator", choices=("resnet", "unet"), default="resnet",
+                       help="resnet: CycleGAN's resnet_<n>blocks; unet: pix2pix's unet_256.")
+    model.add_argument("--ngf", type=int, default=64)
+    model.add_argument("--n_blocks", type=int, default=9, help="ResNet residual blocks.")
+    model.add_argument("--block_type", choices=("resnet", "mobile"), default="resnet")
+    model.add_argument("--num_downs", type=int, default=8, help="U-Net depth (8 for 256 px).")
+    model.add_argument("--norm_type", choices=("instance", "batch", "none"), default=None,
+                       help="Default: batch for paired (pix2pix), instance for cycle (CycleGAN).")
+    model.add_argument("--use_dropout", action="store_true")
+    model.add_argument("--ndf", type=int, default=64)
+    model.add_argument("--n_layers_D", type=int, default=3)
+    objective = parser.add_argument_group("objective")
+    objective.add_argument("--lambda_recon", type=float, default=100.0, help="pix2pix's L1 weight.")
+    objective.add_argument("--lambda_cycle", type=float, default=10.0)
+    objective.add_argument("--lambda_identity", type=float, default=0.5)
+    objective.add_argument("--pool_size", type=int, default=50)
+    add_common_args(parser)
+    args = parser.parse_args(input_args)
+    args.norm_type = args.norm_type or ("batch" if args.mode == "paired" else "instance")
+    return args
+
+
+def build_generator(args: argparse.Namespace):
+    if args.generator == "unet":
+        return UnetGenerator(ngf=args.ngf, num_downs=args.num_downs, norm_type=args.norm_type,
+                             use_dropout=args.use_dropout)
+    return ResnetGenerator(ngf=args.ngf, n_blocks=args.n_blocks, block_type=args.block_type,
+                           norm_type=args.norm_type, use_dropout=args.use_dropout)
+
+
+def build_models(args: argparse.Namespace) -> GANRun:
+    """The objective (no teacher terms) and fresh generators/discriminators per direction."""
+    config = WKDConfig(mode=args.mode, bands="none", lambda_recon=args.lambda_recon,
+                       lambda_gan=args.lambda_gan, gan_mode=args.gan_mode,
+                       lambda_cycle=args.lambda_cycle, lambda_identity=args.lambda_identity,
+                       pool_size=args.pool_size, conditional_discriminator=args.mode == "paired")
+    keys = ("a2b", "b2a") if args.mode == "cycle" else ("a2b",)
+    d_channels = 6 if args.mode == "paired" else 3
+    return GANRun(config=config, generators={k: build_generator(args) for k in keys},
+                  discriminators={k: build_discriminator(d_channels, args.ndf, args.n_layers_D,
+                                                         args.norm_type) for k in keys})
+
+
+def build_trainer(run: GANRun):
+    if run.is_cycle:
+        return CycleDistiller(run.generators, run.discriminators, run.config)
+    return PairedDistiller(run.generators["a2b"], run.discriminators["a2b"], run.config)
+
+
+def main(args: argparse.Namespace, argv: list[str] | None = None) -> None:
+    session = prepare_run(args, script="train_teacher.py", argv=argv)
+    run = build_models(args)
+    data = session.build_data(args.mode)
+    session.train(run, build_trainer, data)
+    session.export(run, data, teacher_name=None, save_method_config=False)
+
+
+if __name__ == "__main__":
+    sys.exit(main(parse_args()))

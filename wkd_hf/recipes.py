@@ -1,0 +1,271 @@
+"""Building blocks of the training recipes: teachers, students and data from run arguments,
+validation grids, and the exported output folder. ``train_teacher.py`` and ``distill.py`` are
+outlines over these functions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from .data import (
+    PairedTransform,
+    UnpairedTransform,
+    build_eval_dataloader,
+    build_train_dataloader,
+    load_paired_dataset,
+    load_unpaired_datasets,
+    split_train_validation,
+)
+from .models import PatchDiscriminator, ResnetGenerator, UnetGenerator, load_pretrained_model
+from .script_args import validation_rows
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
+CYCLE_SUBFOLDERS = {"a2b": "generator_a2b", "b2a": "generator_b2a"}
+CYCLE_DISCRIMINATORS = {"a2b": "discriminator_b", "b2a": "discriminator_a"}
+
+
+# ----------------------------------------------------------------------------- models
+def load_generator(name_or_path: str, subfolder: str | None = None) -> nn.Module:
+    """A generator from a Hub id, a ``save_pretrained`` folder, or an upstream ``.pth`` state dict
+    (converted by :func:`wkd_hf.conversion.convert_pix2pix_checkpoint`)."""
+    if os.path.isfile(name_or_path):
+        if not name_or_path.endswith(CHECKPOINT_SUFFIXES):
+            raise ValueError(f"{name_or_path} is a file but not a checkpoint "
+                             f"({', '.join(CHECKPOINT_SUFFIXES)}); pass a model folder or a "
+                             "pytorch-CycleGAN-and-pix2pix state dict.")
+        from .conversion import convert_pix2pix_checkpoint
+
+        return convert_pix2pix_checkpoint(name_or_path)
+    return load_pretrained_model(name_or_path, subfolder=subfolder)
+
+
+def load_teachers(name_or_path: str, mode: str, direction: str = "AtoB",
+                  subfolder: str | None = None) -> dict[str, nn.Module]:
+    """Teachers keyed by direction: ``{"a2b": T}`` (paired, teacher_target) or both (cycle).
+
+    A CycleGAN teacher is one folder with ``generator_a2b/`` and ``generator_b2a/``; for one
+    direction of it, ``direction`` picks the subfolder when ``subfolder`` is not given.
+    """
+    is_cycle_folder = os.path.isdir(os.path.join(name_or_path, CYCLE_SUBFOLDERS["a2b"]))
+    if mode == "cycle":
+        if subfolder is not None:
+            raise ValueError("--teacher_subfolder does not apply to mode 'cycle': the teacher "
+                             "folder must hold generator_a2b/ and generator_b2a/.")
+        try:
+            return {key: load_generator(name_or_path, sub) for key, sub in CYCLE_SUBFOLDERS.items()}
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"mode 'cycle' needs a CycleGAN teacher folder with generator_a2b/ and "
+                f"generator_b2a/ (as train_teacher.py --mode cycle writes); {name_or_path}: "
+                f"{error}") from error
+    if subfolder is None and is_cycle_folder:
+        subfolder = CYCLE_SUBFOLDERS["a2b" if direction == "AtoB" else "b2a"]
+    return {"a2b": load_generator(name_or_path, subfolder)}
+
+
+def build_student(teacher: nn.Module, ngf: int, block_type: str | None = None,
+                  n_blocks: int | None = None) -> nn.Module:
+    """A student of the teacher's family and channel counts, with width ``ngf``.
+
+    ResNet teachers give ResNet students (``block_type`` "resnet" or "mobile", ``n_blocks``
+    defaulting to the teacher's); U-Net teachers give U-Nets of the same depth.
+    """
+    config = teacher.config
+    if isinstance(teacher, ResnetGenerator):
+        return ResnetGenerator(
+            in_channels=config.in_channels, out_channels=config.out_channels, ngf=ngf,
+            n_blocks=n_blocks or config.n_blocks, block_type=block_type or "resnet",
+            norm_type=config.norm_type, use_dropout=config.use_dropout)
+    if isinstance(teacher, UnetGenerator):
+        if block_type not in (None, "resnet"):
+            raise ValueError(f"--student_block_type {block_type} applies to ResNet teachers only; "
+                             "this teacher is a U-Net.")
+        return UnetGenerator(in_channels=config.in_channels, out_channels=config.out_channels,
+                             ngf=ngf, num_downs=config.num_downs, norm_type=config.norm_type,
+                             use_dropout=config.use_dropout)
+    raise ValueError(f"Teacher class {type(teacher).__name__} is not a generator that wkd_hf "
+                     "can build students for (ResnetGenerator, UnetGenerator).")
+
+
+def build_discriminator(in_channels: int, ndf: int, n_layers: int = 3, norm_type: str = "batch",
+                        init_from: str | None = None) -> PatchDiscriminator:
+    """A PatchGAN discriminator, fresh or initialised from a (teacher's) discriminator folder or
+    upstream ``*_net_D.pth`` when the shapes match exactly."""
+    discriminator = PatchDiscriminator(in_channels=in_channels, ndf=ndf, n_layers=n_layers,
+                                       norm_type=norm_type)
+    if init_from is None:
+        return discriminator
+    source = load_generator(init_from)  # same loaders; a discriminator folder/.pth works too
+    mismatched = [k for k, v in source.state_dict().items()
+                  if k not in discriminator.state_dict()
+                  or discriminator.state_dict()[k].shape != v.shape]
+    if not isinstance(source, PatchDiscriminator) or mismatched:
+        raise ValueError(
+            f"--teacher_discriminator_path {init_from} cannot initialise a PatchDiscriminator("
+            f"in_channels={in_channels}, ndf={ndf}, n_layers={n_layers}, norm={norm_type}): "
+            f"shapes differ at {mismatched[:3] or type(source).__name__}. Use the teacher's ndf, "
+            "or train the shrunk discriminator from scratch (omit the flag).")
+    discriminator.load_state_dict(source.state_dict())
+    return discriminator
+
+
+def check_teacher_fits_data(teacher: nn.Module, image_channels: int = 3) -> None:
+    """A teacher whose channels do not fit RGB data is a configuration error, stopped early."""
+    config = teacher.config
+    if config.in_channels != image_channels or config.out_channels != image_channels:
+        raise ValueError(
+            f"The teacher maps {config.in_channels} -> {config.out_channels} channels, but the "
+            f"data has {image_channels}-channel images. Use a teacher trained on RGB images.")
+
+
+# ----------------------------------------------------------------------------- data
+@dataclass
+class TrainingData:
+    """The training dataloader and a fixed validation batch (None without validation data)."""
+
+    train_loader: torch.utils.data.DataLoader
+    validation_loader: torch.utils.data.DataLoader | None
+    description: str
+
+
+def build_paired_data(args: argparse.Namespace) -> TrainingData:
+    """pix2pix data from the run arguments: batches ``{"source", "target"}``."""
+    dataset = load_paired_dataset(
+        dataset_name=args.dataset_name, dataset_config_name=args.dataset_config_name,
+        train_data_dir=args.train_data_dir, source_column=args.source_column,
+        target_column=args.target_column, direction=args.direction, streaming=args.streaming,
+        cache_dir=args.cache_dir)
+    train, validation = split_train_validation(dataset, validation_rows(args), args.seed)
+    train_transform = PairedTransform(args.resolution, args.load_size, flip=not args.no_flip)
+    eval_transform = PairedTransform(args.resolution, train=False)
+    return _loaders(args, train, validation, train_transform, eval_transform)
+
+
+def build_unpaired_data(args: argparse.Namespace, domains: str = "AB") -> TrainingData:
+    """Unpaired data: ``"AB"`` gives CycleGAN batches ``{"A", "B"}``; ``"A"``/``"B"`` gives
+    batches ``{"source"}`` of that domain (GAN Compression's teacher-target mode)."""
+    from .data import UnalignedDataset
+
+    domain_a, domain_b = load_unpaired_datasets(
+        dataset_name=args.dataset_name, dataset_config_name=args.dataset_config_name,
+        train_data_dir=args.train_data_dir, domain_a_column=args.domain_a_column,
+        domain_b_column=args.domain_b_column, streaming=args.streaming, cache_dir=args.cache_dir)
+    train_transform = UnpairedTransform(args.resolution, args.load_size, flip=not args.no_flip)
+    eval_transform = UnpairedTransform(args.resolution, train=False)
+    rows = validation_rows(args)
+    train_a, val_a = split_train_validation(domain_a, rows, args.seed)
+    train_b, val_b = split_train_validation(domain_b, rows, args.seed)
+    if domains == "AB":
+        train = UnalignedDataset(train_a, train_b)
+        validation = UnalignedDataset(val_a, val_b) if val_a is not None else None
+    else:
+        train, validation = (train_a, val_a) if domains == "A" else (train_b, val_b)
+        train_transform = _as_source(train_transform)
+        eval_transform = _as_source(eval_transform)
+    return _loaders(args, train, validation, train_transform, eval_transform)
+
+
+class _as_source:  # noqa: N801 - used like a function
+    """Wrap an unpaired transform so its ``image`` comes out as ``source``."""
+
+    def __init__(self, transform):
+        self.transform = transform
+
+    def __call__(self, row):
+        out = self.transform(row)
+        if out is None or "image" not in out:
+            return out
+        return {"source": out["image"]}
+
+
+def _loaders(args, train, validation, train_transform, eval_transform) -> TrainingData:
+    train_loader = build_train_dataloader(
+        train, train_transform, args.train_batch_size, seed=args.seed,
+        num_workers=args.dataloader_num_workers, shuffle_buffer_size=args.shuffle_buffer_size,
+        max_samples=args.max_train_samples, max_bad_fraction=args.max_bad_fraction)
+    validation_loader = None
+    if validation is not None:
+        validation_loader = build_eval_dataloader(validation, eval_transform,
+                                                  args.num_validation_images)
+    return TrainingData(train_loader, validation_loader, describe(args))
+
+
+def describe(args: argparse.Namespace) -> str:
+    source = args.dataset_name or f"local folder `{Path(args.train_data_dir).name}`"
+    return (f"{source}, {args.resolution}x{args.resolution} crops"
+            f"{' (streamed)' if args.streaming else ''}, direction {args.direction}")
+
+
+def first_batch(loader: torch.utils.data.DataLoader | None) -> dict[str, Tensor] | None:
+    """The first usable batch of a loader (fixed validation images), or None."""
+    if loader is None:
+        return None
+    for batch in loader:
+        if batch is not None:
+            return batch
+    return None
+
+
+def move_batch(batch: Mapping[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+# ----------------------------------------------------------------------------- images
+def to_pil(images: Tensor) -> list[Image.Image]:
+    """N x C x H x W in [-1, 1] -> N RGB PIL images (1-channel images are repeated)."""
+    images = images.detach().float().cpu().clamp(-1, 1)
+    if images.shape[1] == 1:
+        images = images.repeat(1, 3, 1, 1)
+    array = ((images[:, :3] + 1) * 127.5).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()
+    return [Image.fromarray(np.ascontiguousarray(a)) for a in array]
+
+
+def image_grid(columns: Mapping[str, Tensor], padding: int = 2) -> Image.Image:
+    """One row per sample, one column per entry of ``columns`` (each N x C x H x W in [-1, 1])."""
+    tiles = [to_pil(images) for images in columns.values()]
+    rows, cols = len(tiles[0]), len(tiles)
+    width, height = tiles[0][0].size
+    grid = Image.new("RGB", (cols * (width + padding) - padding,
+                             rows * (height + padding) - padding), "white")
+    for c, column in enumerate(tiles):
+        for r, tile in enumerate(column):
+            grid.paste(tile, (c * (width + padding), r * (height + padding)))
+    return grid
+
+
+def save_previews(previews: Mapping[str, Mapping[str, Tensor]], directory: str | os.PathLike,
+                  prefix: str) -> dict[str, Path]:
+    """Write each preview grid as ``{directory}/{prefix}[_{name}].png``; returns name -> path."""
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for name, columns in previews.items():
+        suffix = "" if len(previews) == 1 else f"_{name}"
+        paths[name] = Path(directory) / f"{prefix}{suffix}.png"
+        image_grid(columns).save(paths[name])
+    return paths
+
+
+def log_previews(accelerator, previews: Mapping[str, Mapping[str, Tensor]], step: int) -> None:
+    """Send preview grids to the tensorboard tracker, if one is active."""
+    for tracker in accelerator.trackers:
+        if tracker.name != "tensorboard":
+            continue
+        for name, columns in previews.items():
+            grid = np.asarray(image_grid(columns))
+            tracker.writer.add_image(f"validation/{name}", grid, step, dataformats="HWC")
+
+
+def iter_modules(named: Mapping[str, nn.Module]) -> Iterator[nn.Module]:
+    yield from named.values()
