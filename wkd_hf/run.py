@@ -127,9 +127,9 @@ class RunSession:
         self.distiller = distiller_factory(run)
         acc.register_for_checkpointing(self.state, *schedulers,
                                        *getattr(self.distiller, "pools", {}).values())
-        self._resume()
-        batch = recipes.first_batch(data.validation_loader)
+        batch = recipes.first_batch(data.validation_loader)  # before resuming: it draws RNG
         self.validation_batch = recipes.move_batch(batch, acc.device) if batch else None
+        self._resume()
         acc.init_trackers(Path(self.script).stem, config=_tracker_config(args))
         modules = [*run.generators.values(), *run.discriminators.values(), *run.adapters.values()]
         setup = GANTrainingSetup(self.distiller, optimizer_g, optimizer_d, schedulers, loader,

@@ -256,7 +256,7 @@ def _train_step(accelerator: Accelerator, setup: GANTrainingSetup, batch, args,
         accelerator.backward(g_loss)
         setup.generator_optimizer.step()
         setup.generator_optimizer.zero_grad(set_to_none=True)
-    return {"d_loss": float(d_loss), "g_loss": float(g_loss), **_mean_logs(d_logs),
+    return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()), **_mean_logs(d_logs),
             **_mean_logs(g_logs)}
 
 
@@ -279,12 +279,6 @@ def _skip_if_non_finite(accelerator: Accelerator, setup: GANTrainingSetup, args,
         f"Loss {bad} became non-finite (NaN/Inf) at step {step}. Nothing was updated with it; "
         f"the last good checkpoint is {last}. Try a lower --learning_rate, "
         f"--mixed_precision no, or --skip_nan_steps N to skip such batches.")
-
-
-def infinite_batches(loader: Iterable) -> Iterable:
-    """Cycle over a dataloader forever (for fixed validation batches)."""
-    while True:
-        yield from loader
 
 
 def steps_for_epochs(num_epochs: int, batches_per_epoch: int, accumulation: int) -> int:

@@ -1,0 +1,75 @@
+"""Model cards and uploads (no network: the upload client is replaced or offline)."""
+
+import time
+
+import huggingface_hub
+import pytest
+from huggingface_hub import ModelCard
+
+from wkd_hf import hub
+
+
+def render(tmp_path, teacher="someone/pix2pix-facades"):
+    card = hub.build_model_card(
+        model_name="facades-student", repo_id="me/facades-student", class_name="ResnetGenerator",
+        task="facades (BtoA)", resolution=256, command="accelerate launch distill.py --x 1",
+        data_description="local folder `facades`", teacher=teacher, datasets=["huggan/facades"],
+        profiles=[{"name": "teacher", "params": 11378179, "macs": 49.55e9},
+                  {"name": "student", "params": 1606275, "macs": 7.26e9}],
+        wkd_settings={"wave": "haar", "levels": 4, "bands": "high"},
+        metrics={"validation psnr": "20.1"}, sample_image="samples.png", sample_columns="a | b",
+        mode_description="Paired.", extra_tags=["paired"])
+    card.save(tmp_path / "README.md")
+    return ModelCard.load(tmp_path / "README.md")
+
+
+def test_card_metadata_and_body(tmp_path):
+    card = render(tmp_path)
+    data = card.data.to_dict()
+    assert data["library_name"] == "wkd_hf"
+    assert data["pipeline_tag"] == "image-to-image"
+    assert {"wavelet-knowledge-distillation", "image-to-image", "paired"} <= set(data["tags"])
+    assert data["base_model"] == "someone/pix2pix-facades"
+    assert data["datasets"] == ["huggan/facades"]
+    text = card.text
+    assert "7.08x params, 6.83x MACs" in text
+    assert "11.378M" in text and "49.55G" in text
+    assert 'ResnetGenerator.from_pretrained("me/facades-student")' in text
+    assert "accelerate launch distill.py --x 1" in text
+    assert "| `bands` | high |" in text and "![validation samples](samples.png)" in text
+
+
+def test_local_teacher_is_not_a_base_model(tmp_path):
+    card = render(tmp_path, teacher=str(tmp_path))
+    assert "base_model" not in card.data.to_dict()
+
+
+def test_push_offline_fails_fast_with_advice(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    start = time.perf_counter()
+    with pytest.raises(hub.HubUnavailableError, match="HF_HUB_OFFLINE=1.*huggingface-cli upload"):
+        hub.push_output_dir(tmp_path, "me/x", token="hf_fake")
+    assert time.perf_counter() - start < 2
+
+
+def test_push_unreachable_endpoint_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
+    start = time.perf_counter()
+    with pytest.raises(hub.HubUnavailableError, match="Cannot reach the Hub"):
+        hub.push_output_dir(tmp_path, "me/x")
+    assert time.perf_counter() - start < 6
+
+
+def test_push_skips_checkpoints_and_logs(tmp_path, monkeypatch):
+    calls = {}
+    monkeypatch.setattr(hub, "check_hub_reachable", lambda: None)
+    monkeypatch.setattr(huggingface_hub, "create_repo",
+                        lambda repo_id, **kw: calls.setdefault("repo", (repo_id, kw)) and
+                        f"https://hub/{repo_id}")
+    monkeypatch.setattr(huggingface_hub, "upload_folder",
+                        lambda **kw: calls.setdefault("upload", kw))
+    hub.push_output_dir(tmp_path, "me/x", token="hf_fake", private=True)
+    assert calls["repo"][1]["private"] is True
+    ignored = calls["upload"]["ignore_patterns"]
+    assert "checkpoint-*" in ignored and ".checkpoint-*" in ignored and "logs/*" in ignored

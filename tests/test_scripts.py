@@ -1,0 +1,109 @@
+"""Smoke tests of the training scripts on real images (tiny nets, 32 px, a few steps)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from safetensors.torch import load_file
+
+from conftest import ROOT, TINY_RUN, run_script
+from wkd_hf import ResnetGenerator, WKDConfig
+from wkd_hf.models import PatchDiscriminator, load_pretrained_model
+
+STUDENT = ["--student_ngf", "4", "--discriminator_ndf", "4", "--wkd_levels", "3"]
+
+
+def distill(facades, teacher, out, *extra):
+    return run_script("distill", ["--teacher_model_name_or_path", str(teacher),
+                                  "--train_data_dir", str(facades), "--direction", "BtoA",
+                                  "--output_dir", str(out), *TINY_RUN, *STUDENT, *extra])
+
+
+def test_teacher_output_is_a_loadable_model(pix2pix_teacher):
+    teacher = load_pretrained_model(str(pix2pix_teacher))
+    assert isinstance(teacher, ResnetGenerator) and teacher.config.ngf == 8
+    assert isinstance(load_pretrained_model(str(pix2pix_teacher / "discriminator")),
+                      PatchDiscriminator)
+    assert (pix2pix_teacher / "samples.png").is_file()
+    assert not (pix2pix_teacher / "wkd_config.json").exists()
+
+
+def test_distill_writes_a_complete_hub_ready_folder(tmp_path, facades_subset, pix2pix_teacher):
+    out = tmp_path / "student"
+    distill(facades_subset, pix2pix_teacher, out, "--hub_token", "hf_FAKE_TOKEN_123")
+    names = {p.name for p in out.iterdir()}
+    assert {"config.json", "diffusion_pytorch_model.safetensors", "discriminator",
+            "wkd_config.json", "args.json", "samples.png", "README.md"} <= names
+    student = ResnetGenerator.from_pretrained(out)
+    assert student.config.ngf == 4 and student.config.n_blocks == 2
+    discriminator = PatchDiscriminator.from_pretrained(out / "discriminator")
+    assert discriminator.config.ndf == 4 and discriminator.config.in_channels == 6
+    assert WKDConfig.load(out).bands == "high"
+    card = ModelCard.load(out / "README.md")
+    assert card.data.library_name == "wkd_hf" and card.data.pipeline_tag == "image-to-image"
+    assert "wavelet-knowledge-distillation" in card.data.tags
+    assert "Validation metrics" in card.text and "x params" in card.text
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert b"hf_FAKE_TOKEN_123" not in path.read_bytes(), path
+
+
+def test_resume_continues_from_the_saved_step(tmp_path, facades_subset, pix2pix_teacher):
+    out = tmp_path / "student"
+    steps = ["--max_train_steps", "4", "--checkpointing_steps", "2"]
+    distill(facades_subset, pix2pix_teacher, out, *steps)
+    reference = load_file(out / "diffusion_pytorch_model.safetensors")
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    resumed = tmp_path / "resumed"
+    distill(facades_subset, pix2pix_teacher, resumed, "--max_train_steps", "2",
+            "--checkpointing_steps", "2")
+    distill(facades_subset, pix2pix_teacher, resumed, *steps, "--resume_from_checkpoint", "latest")
+    weights = load_file(resumed / "diffusion_pytorch_model.safetensors")
+    for key, value in reference.items():
+        assert torch.equal(value, weights[key]), f"{key} differs after resume"
+
+
+def test_streaming_and_baselines(tmp_path, facades_subset, pix2pix_teacher):
+    out = tmp_path / "student"
+    distill(facades_subset, pix2pix_teacher, out, "--streaming", "--wkd_bands", "none",
+            "--kd_output_weight", "1", "--kd_feature_weight", "1")
+    config = WKDConfig.load(out)
+    assert config.bands == "none" and config.kd_feature_weight == 1
+    assert ResnetGenerator.from_pretrained(out).config.ngf == 4
+
+
+def test_distill_from_an_upstream_pth_checkpoint(tmp_path, facades_subset, pix2pix_teacher):
+    teacher = load_pretrained_model(str(pix2pix_teacher))
+    pth = tmp_path / "latest_net_G.pth"
+    torch.save({f"module.{k}": v for k, v in teacher.state_dict().items()}, pth)
+    distill(facades_subset, pth, tmp_path / "student")
+    assert (tmp_path / "student" / "config.json").is_file()
+
+
+def test_bad_configuration_stops_before_training(tmp_path, facades_subset, pix2pix_teacher):
+    with pytest.raises(SystemExit, match="--train_batch_size must be > 0"):
+        distill(facades_subset, pix2pix_teacher, tmp_path / "a", "--train_batch_size", "0")
+    with pytest.raises(ValueError, match="levels"):
+        distill(facades_subset, pix2pix_teacher, tmp_path / "b", "--wkd_levels", "7")
+    with pytest.raises(Exception, match="not a model|config.json"):
+        distill(facades_subset, tmp_path, tmp_path / "c")
+
+
+def test_two_processes_write_every_file_once(tmp_path, facades_subset, pix2pix_teacher):
+    out = tmp_path / "ddp"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", str(ROOT / "training_scripts" / "distill.py"),
+               "--teacher_model_name_or_path", str(pix2pix_teacher), "--train_data_dir",
+               str(facades_subset), "--direction", "BtoA", "--output_dir", str(out), *TINY_RUN,
+               *STUDENT, "--checkpointing_steps", "2", "--train_batch_size", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (out / "checkpoint-2").is_dir() and not list(out.glob(".checkpoint-*"))
+    assert ResnetGenerator.from_pretrained(out).config.ngf == 4
+    assert json.loads((out / "args.json").read_text())["train_batch_size"] == 1

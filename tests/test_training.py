@@ -1,0 +1,92 @@
+"""Shared training pieces: schedules, atomic checkpoints, resume resolution, NaN stops, args."""
+
+import argparse
+import json
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from wkd_hf.script_args import command_line, public_args, save_args
+from wkd_hf.training import (
+    LoopState,
+    NonFiniteLossError,
+    build_lr_scheduler,
+    list_checkpoints,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+    _skip_if_non_finite,
+)
+
+
+def test_linear_schedule_is_pix2pix_constant_then_decay():
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = build_lr_scheduler(optimizer, "linear", max_steps=10, decay_steps=4)
+    lrs = []
+    for _ in range(10):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert lrs[:7] == [1.0] * 7
+    assert lrs[7:] == pytest.approx([0.8, 0.6, 0.4])
+    with pytest.raises(ValueError, match="cosine"):
+        build_lr_scheduler(optimizer, "cosine", 10)
+    with pytest.raises(ValueError, match="lr_decay_steps=20"):
+        build_lr_scheduler(optimizer, "linear", 10, 20)
+
+
+def test_checkpoints_are_renamed_complete_and_pruned(tmp_path):
+    accelerator = Accelerator(cpu=True)
+    model = accelerator.prepare(torch.nn.Linear(2, 2))
+    state = LoopState()
+    accelerator.register_for_checkpointing(state)
+    for step in (1, 2, 3):
+        state.global_step = step
+        save_checkpoint(accelerator, str(tmp_path), step, total_limit=2)
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-3"]
+    assert not list(tmp_path.glob(".checkpoint-*"))
+    # A save killed half-way leaves only a temporary folder, which "latest" never picks.
+    (tmp_path / ".checkpoint-4.tmp").mkdir()
+    latest = resolve_resume_checkpoint(str(tmp_path), "latest")
+    assert latest.name == "checkpoint-3"
+    state.global_step = 0
+    with torch.no_grad():
+        model.weight.zero_()
+    accelerator.load_state(str(latest))
+    assert state.global_step == 3 and model.weight.abs().sum() > 0
+
+
+def test_resume_resolution_errors(tmp_path):
+    assert resolve_resume_checkpoint(str(tmp_path), None) is None
+    assert resolve_resume_checkpoint(str(tmp_path), "latest") is None
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        resolve_resume_checkpoint(str(tmp_path), str(tmp_path / "checkpoint-9"))
+    (tmp_path / "weights").mkdir()
+    with pytest.raises(ValueError, match="not a checkpoint folder"):
+        resolve_resume_checkpoint(str(tmp_path), str(tmp_path / "weights"))
+
+
+def test_non_finite_loss_stops_with_the_loss_name_or_skips(tmp_path):
+    accelerator = Accelerator(cpu=True)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    setup = argparse.Namespace(generator_optimizer=optimizer, discriminator_optimizer=optimizer)
+    args = argparse.Namespace(skip_nan_steps=1, output_dir=str(tmp_path))
+    state = LoopState(global_step=6)
+    loss = torch.tensor(float("nan"))
+    logs = {"g_gan": torch.tensor(0.3), "wkd": torch.tensor(float("inf"))}
+    assert _skip_if_non_finite(accelerator, setup, args, state, loss, logs, "g_loss")
+    assert state.skipped_nan_steps == 1
+    with pytest.raises(NonFiniteLossError, match=r"Loss wkd .* at step 7.*none yet"):
+        _skip_if_non_finite(accelerator, setup, args, state, loss, logs, "g_loss")
+    assert not _skip_if_non_finite(accelerator, setup, args, state, torch.tensor(1.0), {}, "x")
+
+
+def test_args_json_and_command_never_hold_the_token(tmp_path):
+    args = argparse.Namespace(output_dir=str(tmp_path), hub_token="hf_secret123", seed=0)
+    save_args(args, str(tmp_path))
+    saved = json.loads((tmp_path / "args.json").read_text())
+    assert "hub_token" not in saved and saved["seed"] == 0
+    assert "hub_token" not in public_args(args)
+    line = command_line("distill.py", ["--seed", "0", "--hub_token", "hf_secret123",
+                                       "--hub_token=hf_secret123"])
+    assert "hf_secret123" not in line and line.count("***") == 2
