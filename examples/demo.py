@@ -70,7 +70,8 @@ def launch(script: str, flags: dict[str, object], switches: tuple[str, ...] = ()
     for key, value in flags.items():
         command += [f"--{key}", str(value)]
     command += [f"--{switch}" for switch in switches]
-    logger.info("$ accelerate launch training_scripts/%s %s", script, " ".join(command[10:]))
+    shown = command[command.index(str(ROOT / "training_scripts" / script)) + 1:]
+    logger.info("$ accelerate launch training_scripts/%s %s", script, " ".join(shown))
     subprocess.run(command, check=True)
 
 

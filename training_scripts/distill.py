@@ -2,7 +2,7 @@
 """Distil a pix2pix / CycleGAN teacher into a small student with Wavelet Knowledge Distillation.
 
     accelerate launch training_scripts/distill.py \
-        --teacher_model_name_or_path path/or/hub-id --train_data_dir ../shared/data/facades/train \
+        --teacher_model_name_or_path path/or/hub-id --train_data_dir path/to/facades/train \
         --direction BtoA --student_ngf 24 --discriminator_ndf 32 --output_dir facades-student
 
 Modes: ``paired`` (pix2pix data), ``teacher_target`` (unpaired data, the teacher's output is the

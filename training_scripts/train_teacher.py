@@ -2,7 +2,7 @@
 """Train a pix2pix teacher (paired data) or a CycleGAN teacher pair (unpaired data).
 
     accelerate launch training_scripts/train_teacher.py --mode paired \
-        --train_data_dir ../shared/data/facades/train --direction BtoA --output_dir facades-teacher
+        --train_data_dir path/to/facades/train --direction BtoA --output_dir facades-teacher
 
 The output folder is what ``distill.py --teacher_model_name_or_path`` takes: a pix2pix teacher
 at its root (discriminator in ``discriminator/``); a CycleGAN teacher as ``generator_a2b/``,

@@ -173,7 +173,7 @@ class RunSession:
             if save_method_config:
                 run.config.save(out)
             sample = self._export_samples(out)
-            metrics = self._metrics(generators, data) if not run.is_cycle else {}
+            metrics = self._metrics(generators, data) if run.config.mode == "paired" else {}
             self._write_card(run, generators, teacher_name, sample, metrics)
             logger.info(f"Wrote {out}", main_process_only=True)
         acc.wait_for_everyone()

@@ -18,10 +18,15 @@ slightly larger bands (zero padding adds ``len(filter) - 2`` border coefficients
 
 from __future__ import annotations
 
+import warnings
+
 import pywt
 import torch
-from pytorch_wavelets import DWTForward
 from torch import nn
+
+with warnings.catch_warnings():  # pytorch_wavelets 1.3.0 (unmaintained) imports pkg_resources
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
+    from pytorch_wavelets import DWTForward
 
 BAND_NAMES = ("LH", "HL", "HH")
 
