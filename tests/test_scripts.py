@@ -54,13 +54,13 @@ def test_distill_writes_a_complete_hub_ready_folder(tmp_path, facades_subset, pi
 
 def test_resume_continues_from_the_saved_step(tmp_path, facades_subset, pix2pix_teacher):
     out = tmp_path / "student"
-    steps = ["--max_train_steps", "4", "--checkpointing_steps", "2"]
+    steps = ["--max_train_steps", "4", "--checkpointing_steps", "2", "--lr_scheduler", "constant"]
     distill(facades_subset, pix2pix_teacher, out, *steps)
     reference = load_file(out / "diffusion_pytorch_model.safetensors")
     assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     resumed = tmp_path / "resumed"
     distill(facades_subset, pix2pix_teacher, resumed, "--max_train_steps", "2",
-            "--checkpointing_steps", "2")
+            "--checkpointing_steps", "2", "--lr_scheduler", "constant")
     distill(facades_subset, pix2pix_teacher, resumed, *steps, "--resume_from_checkpoint", "latest")
     weights = load_file(resumed / "diffusion_pytorch_model.safetensors")
     for key, value in reference.items():

@@ -24,7 +24,7 @@ from wkd_hf.recipes import (
     check_teacher_fits_data,
     load_teachers,
 )
-from wkd_hf.run import GANRun, add_common_args, prepare_run
+from wkd_hf.run import GANRun, add_common_args, prepare_run, run_cli
 
 logger = get_logger(__name__)
 
@@ -117,5 +117,4 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    arguments = parse_args()
-    sys.exit(main(arguments))
+    sys.exit(run_cli(main, parse_args))

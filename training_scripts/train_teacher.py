@@ -17,7 +17,7 @@ import sys
 from wkd_hf.distillation import CycleDistiller, PairedDistiller, WKDConfig
 from wkd_hf.models import ResnetGenerator, UnetGenerator
 from wkd_hf.recipes import build_discriminator
-from wkd_hf.run import GANRun, add_common_args, prepare_run
+from wkd_hf.run import GANRun, add_common_args, prepare_run, run_cli
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
@@ -83,4 +83,4 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main(parse_args()))
+    sys.exit(run_cli(main, parse_args))

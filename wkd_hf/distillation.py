@@ -227,7 +227,7 @@ class _DistillationTerms(nn.Module):
 
 @torch.no_grad()
 def _eval_forward(generator: nn.Module, x: Tensor) -> Tensor:
-    """Generator output in eval mode (batch-norm running statistics), restoring the mode."""
+    """Generator output in eval mode (pass unwrapped modules: previews run on one rank only) (batch-norm running statistics), restoring the mode."""
     was_training = generator.training
     generator.eval()
     try:
@@ -305,7 +305,7 @@ class PairedDistiller:
         if self.teacher is not None:
             columns["teacher"] = _eval_forward(self.teacher, batch["source"])
         columns["student" if self.teacher is not None else "output"] = _eval_forward(
-            self.student, batch["source"])
+            _unwrap(self.student), batch["source"])
         if "target" in batch:
             columns["target"] = batch["target"]
         return {"samples": columns}
@@ -399,7 +399,8 @@ class CycleDistiller:
             if self.teachers is not None:
                 columns["teacher"] = _eval_forward(self.teachers[name], batch[src])
             label = "student" if self.teachers is not None else "output"
-            columns[f"{label} {src}->{dst}"] = _eval_forward(self.students[name], batch[src])
+            columns[f"{label} {src}->{dst}"] = _eval_forward(_unwrap(self.students[name]),
+                                                             batch[src])
             grids[name] = columns
         return grids
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -31,8 +32,10 @@ from .script_args import (
     public_args,
     save_args,
 )
+from .data import TooManyBadImagesError
 from .training import (
     GANTrainingSetup,
+    NonFiniteLossError,
     LoopState,
     build_accelerator,
     build_adam,
@@ -195,8 +198,8 @@ class RunSession:
         return next(iter(paths.values())).name
 
     def _metrics(self, generators, data) -> dict[str, str]:
-        if data.validation_loader is None:
-            return {}
+        if data.validation_loader is None or self.validation_batch is None:
+            return {}  # no readable validation image (already warned)
         scores = evaluate_paired(generators["a2b"], data.validation_loader, self.accelerator.device)
         return {f"validation {k}": f"{v:.4f}" for k, v in scores.items()}
 
@@ -228,6 +231,25 @@ class RunSession:
             subfolder=recipes.CYCLE_SUBFOLDERS["a2b"] if run.is_cycle else None,
             extra_tags=[run.config.mode, "pix2pix" if not run.is_cycle else "cyclegan"])
         card.save(Path(args.output_dir) / "README.md")
+
+
+USER_ERRORS = (ValueError, OSError, NonFiniteLossError, TooManyBadImagesError)
+
+
+def run_cli(main: Callable[[argparse.Namespace], None],
+            parse_args: Callable[[], argparse.Namespace]) -> int:
+    """Run a script's ``main``: a mistake in the inputs (bad data, teacher, path, Hub access, a
+    NaN loss) ends with one ``error:`` line and exit code 1 instead of a library traceback.
+    ``WKD_HF_TRACEBACK=1`` shows the traceback."""
+    args = parse_args()
+    try:
+        main(args)
+    except USER_ERRORS as error:
+        if os.environ.get("WKD_HF_TRACEBACK"):
+            raise
+        print(f"error: {error}\n(set WKD_HF_TRACEBACK=1 to see the traceback)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = None

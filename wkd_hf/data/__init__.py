@@ -1,0 +1,51 @@
+"""Data for pix2pix / CycleGAN training with ``datasets``: loading, decoding, transforms, loaders.
+
+- :mod:`.sources`: ``load_paired_dataset`` / ``load_unpaired_datasets`` (Hub ids, local folders
+  of side-by-side AB images, imagefolders with ``metadata.jsonl``, parquet files,
+  ``trainA/`` + ``trainB/``), all returning UNDECODED image columns.
+- :mod:`.images`: the decoding policy (``decode_image``, ``BadImageError``) and the transforms
+  (``PairedTransform``, ``UnpairedTransform``) that share one crop and flip across a pair.
+- :mod:`.loaders`: ``split_train_validation``, ``build_train_dataloader`` /
+  ``build_eval_dataloader`` (bad images skipped and counted by a ``BadSampleTracker``),
+  ``UnalignedDataset`` (CycleGAN pairs) and ``describe_dataset``.
+"""
+
+from .images import (
+    BadImageError,
+    BadSampleTracker,
+    PairedTransform,
+    TooManyBadImagesError,
+    UnpairedTransform,
+    decode_image,
+    is_bad_sample,
+    split_side_by_side,
+)
+from .loaders import (
+    UnalignedDataset,
+    build_eval_dataloader,
+    build_train_dataloader,
+    collate_skipping_bad,
+    describe_dataset,
+    split_train_validation,
+)
+from .sources import DatasetUnreachableError, load_paired_dataset, load_unpaired_datasets
+
+__all__ = [
+    "BadImageError",
+    "BadSampleTracker",
+    "DatasetUnreachableError",
+    "PairedTransform",
+    "TooManyBadImagesError",
+    "UnalignedDataset",
+    "UnpairedTransform",
+    "build_eval_dataloader",
+    "build_train_dataloader",
+    "collate_skipping_bad",
+    "decode_image",
+    "describe_dataset",
+    "is_bad_sample",
+    "load_paired_dataset",
+    "load_unpaired_datasets",
+    "split_side_by_side",
+    "split_train_validation",
+]

@@ -1,0 +1,448 @@
+"""Loading paired (pix2pix) and unpaired (CycleGAN) image data with ``datasets``.
+
+Every loader returns rows whose image columns are UNDECODED (``datasets.Image(decode=False)``:
+``{"bytes", "path"}`` dicts), so decoding, and catching bad files, happens in our transforms.
+
+Paired rows: ``{"source", "target"}``. A side-by-side "AB" image (one image column) is stored in
+both columns plus a third column ``"layout"`` (``"source_left"`` / ``"source_right"``) that tells
+:class:`~wkd_hf.data.images.PairedTransform` which half is the source. Unpaired: two datasets with
+one ``"image"`` column each.
+
+Sources (``train_data_dir`` and ``dataset_name`` are mutually exclusive):
+
+- ``train_data_dir`` with images: loaded with the ``imagefolder`` builder (files whose extension is
+  not an image extension, e.g. ``.DS_Store``, ``Thumbs.db``, ``.txt``, are ignored). Its
+  subfolders ``train/``, ``test/``, ``validation/`` ... are the splits; a folder without them is
+  one split ``"train"`` (file names never pick splits: ``datasets``' own inference would put a
+  ``test_1.png`` in a ``test`` split and silently drop the other files). A ``metadata.jsonl`` with
+  ``input_file_name`` / ``target_file_name`` gives two image columns ``input`` / ``target``.
+- ``train_data_dir`` with parquet files: the ``parquet`` builder (splits from file names, e.g.
+  ``train-00000-of-00001.parquet``).
+- ``train_data_dir`` / ``dataset_name`` with ``trainA/`` + ``trainB/`` (CycleGAN layout, unpaired).
+- ``dataset_name``: a folder written by ``save_to_disk``, another local dataset folder, or a Hub
+  id, through ``datasets.load_dataset``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import datasets
+
+from .images import LAYOUT_COLUMN, SOURCE_LEFT, SOURCE_RIGHT
+
+logger = logging.getLogger(__name__)
+
+AnyDataset = datasets.Dataset | datasets.IterableDataset
+DIRECTIONS = ("AtoB", "BtoA")
+PAIRED_COLUMN_CANDIDATES = (("imageA", "imageB"), ("input", "target"), ("source", "target"))
+UNPAIRED_COLUMN_CANDIDATES = (("imageA", "imageB"), ("A", "B"))
+SPLIT_FOLDER_NAMES = ("train", "test", "validation", "valid", "val", "dev", "eval")
+_HINT_LOCAL = "pass --train_data_dir for a local folder"
+
+
+class DatasetUnreachableError(ConnectionError):
+    """A Hub dataset was requested but the Hub cannot be reached (offline mode, no network)."""
+
+
+# ----------------------------------------------------------------------------- local folders
+def _visible_files(folder: Path) -> list[Path]:
+    """Files under ``folder``, skipping hidden / ``__*`` names as ``datasets`` does."""
+    return [p for p in folder.rglob("*") if p.is_file() and not any(
+        part.startswith((".", "__")) for part in p.relative_to(folder).parts)]
+
+
+def _image_extensions() -> set[str]:
+    from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
+
+    return {ext.lower() for ext in ImageFolder.EXTENSIONS}
+
+
+def _folder_builder(folder: Path) -> str:
+    """``"imagefolder"`` or ``"parquet"``; a ValueError when the folder holds neither."""
+    files = _visible_files(folder)
+    suffixes = {p.suffix.lower() for p in files}
+    if suffixes & _image_extensions():
+        return "imagefolder"
+    if ".parquet" in suffixes:
+        return "parquet"
+    found = sorted(p.name for p in folder.rglob("*") if p.is_file())
+    listing = f"it holds only {found[:8]}" if found else "it is empty"
+    raise ValueError(
+        f"{folder} has no image or parquet files ({listing}). Expected side-by-side AB images, "
+        "images with a metadata.jsonl, parquet files, or trainA/ + trainB/ folders.")
+
+
+def _split_folders(folder: Path) -> dict[str, list[str]]:
+    """``data_files`` for imagefolder: split subfolders, or the whole folder as ``"train"``."""
+    subfolders = {p.name: p for p in folder.iterdir() if p.is_dir()}
+    splits = {name: [str(sub / "**")] for name, sub in sorted(subfolders.items())
+              if name in SPLIT_FOLDER_NAMES and _visible_files(sub)}
+    return splits or {"train": [str(folder / "**")]}
+
+
+def _is_saved_to_disk(folder: Path) -> bool:
+    return (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()
+
+
+def _load_from_disk(folder: Path, streaming: bool) -> dict[str, AnyDataset]:
+    loaded = datasets.load_from_disk(str(folder))
+    splits = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
+    if streaming:
+        splits = {name: ds.to_iterable_dataset() for name, ds in splits.items()}
+    return splits
+
+
+def _check_folder(folder: str | os.PathLike, argument: str) -> Path:
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{argument}={str(folder)!r} is not an existing directory; check the "
+                         "path.")
+    return path
+
+
+def load_local_folder(folder: str | os.PathLike, *, streaming: bool = False,
+                      cache_dir: str | None = None) -> dict[str, AnyDataset]:
+    """All splits of a local folder (see the module docstring for the accepted layouts)."""
+    path = _check_folder(folder, "train_data_dir")
+    if _is_saved_to_disk(path):
+        return _load_from_disk(path, streaming)
+    builder = _folder_builder(path)
+    if builder == "imagefolder":
+        loaded = datasets.load_dataset("imagefolder", data_files=_split_folders(path),
+                                       drop_labels=True, streaming=streaming, cache_dir=cache_dir)
+    else:
+        loaded = datasets.load_dataset("parquet", data_dir=str(path), streaming=streaming,
+                                       cache_dir=cache_dir)
+    return dict(loaded)
+
+
+def domain_folders(folder: Path) -> list[str]:
+    """Split prefixes with both ``<prefix>A/`` and ``<prefix>B/`` (e.g. ``["test", "train"]``)."""
+    names = {p.name for p in folder.iterdir() if p.is_dir()}
+    prefixes = (match.group(1) for name in names if (match := re.fullmatch(r"(.+)A", name)))
+    return sorted(prefix for prefix in prefixes if f"{prefix}B" in names)
+
+
+# ----------------------------------------------------------------------------- the Hub
+def _hub_offline() -> bool:
+    import huggingface_hub
+
+    return huggingface_hub.constants.is_offline_mode()
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One HEAD request to the configured endpoint (proxies respected), no retries."""
+    import huggingface_hub
+    from huggingface_hub.utils import get_session
+
+    try:
+        get_session().head(huggingface_hub.constants.ENDPOINT, timeout=timeout)
+    except Exception:  # noqa: BLE001 - any failure means "not reachable now"
+        return False
+    return True
+
+
+def _network_errors() -> tuple[type[BaseException], ...]:
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    errors: tuple[type[BaseException], ...] = (
+        ConnectionError, TimeoutError, OfflineModeIsEnabled, LocalEntryNotFoundError)
+    for module in ("httpx2", "httpx"):
+        try:
+            errors += (__import__(module).TransportError,)
+        except (ImportError, AttributeError):
+            continue
+    return errors
+
+
+def _unreachable(name: str, why: str) -> DatasetUnreachableError:
+    return DatasetUnreachableError(
+        f"Cannot load dataset_name={name!r} from the Hub: {why}. Set HF_HUB_OFFLINE=1 to use a "
+        f"copy already in the datasets cache, or {_HINT_LOCAL}.")
+
+
+def load_hub_dataset(name: str, config_name: str | None = None, *, streaming: bool = False,
+                     cache_dir: str | None = None) -> dict[str, AnyDataset]:
+    """All splits of a Hub dataset; unreachable Hub -> :class:`DatasetUnreachableError` at once
+    (instead of ``huggingface_hub``'s ~20 s of retries)."""
+    if not _hub_offline() and not _hub_reachable():
+        raise _unreachable(name, "the Hub endpoint does not answer (no network?)")
+    try:
+        loaded = datasets.load_dataset(name, config_name, streaming=streaming, cache_dir=cache_dir)
+    except datasets.exceptions.DatasetNotFoundError as err:
+        raise ValueError(f"dataset_name={name!r} is not a local folder and was not found on the "
+                         f"Hub ({err}). Check the id, or {_HINT_LOCAL}.") from err
+    except _network_errors() as err:
+        why = "offline mode (HF_HUB_OFFLINE=1) and not in the cache" if _hub_offline() else str(err)
+        raise _unreachable(name, why) from err
+    return dict(loaded)
+
+
+# ----------------------------------------------------------------------------- any source
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", "./", "../", "~", ".\\")) or os.path.isabs(name)
+
+
+def local_source(dataset_name: str | None, train_data_dir: str | None) -> Path | None:
+    """The local folder to read (``train_data_dir``, or a ``dataset_name`` that is a folder)."""
+    if (dataset_name is None) == (train_data_dir is None):
+        raise ValueError(f"Pass exactly one of dataset_name (got {dataset_name!r}) and "
+                         f"train_data_dir (got {train_data_dir!r}).")
+    if train_data_dir is not None:
+        return _check_folder(train_data_dir, "train_data_dir")
+    if Path(dataset_name).expanduser().is_dir():
+        return Path(dataset_name).expanduser()
+    if _looks_like_path(dataset_name):
+        raise ValueError(f"dataset_name={dataset_name!r} looks like a path but is not a directory.")
+    return None
+
+
+def load_splits(*, dataset_name: str | None = None, dataset_config_name: str | None = None,
+                train_data_dir: str | None = None, streaming: bool = False,
+                cache_dir: str | None = None) -> dict[str, AnyDataset]:
+    """``{split name: dataset}`` for a local folder or a Hub id (images still decoded)."""
+    folder = local_source(dataset_name, train_data_dir)
+    if folder is None:
+        return load_hub_dataset(dataset_name, dataset_config_name, streaming=streaming,
+                                cache_dir=cache_dir)
+    if train_data_dir is None and not _is_saved_to_disk(folder):  # a local dataset_name
+        loaded = datasets.load_dataset(str(folder), dataset_config_name, streaming=streaming,
+                                       cache_dir=cache_dir)
+        return dict(loaded)
+    return load_local_folder(folder, streaming=streaming, cache_dir=cache_dir)
+
+
+def pick_split(splits: Mapping[str, AnyDataset], split: str, where: str) -> AnyDataset:
+    """``splits[split]``; a missing split or an empty one is a ValueError naming what exists."""
+    if split not in splits:
+        raise ValueError(
+            f"split={split!r} not found in {where}; available splits: {sorted(splits)}. Choose one "
+            "of them (a local folder without train/ test/ ... subfolders is one split 'train').")
+    dataset = splits[split]
+    if isinstance(dataset, datasets.Dataset) and len(dataset) == 0:
+        raise ValueError(f"split {split!r} of {where} has no rows; check the data.")
+    return dataset
+
+
+# ----------------------------------------------------------------------------- columns
+def column_names(dataset: AnyDataset) -> list[str]:
+    features = dataset.features
+    return list(features) if features is not None else list(dataset.column_names or [])
+
+
+def _is_image_feature(feature: Any) -> bool:
+    return isinstance(feature, datasets.Image) or (isinstance(feature, dict) and "bytes" in feature)
+
+
+def image_columns(dataset: AnyDataset) -> list[str]:
+    """Columns holding images (``datasets.Image`` or raw ``{"bytes", "path"}`` structs)."""
+    if dataset.features is None:
+        raise ValueError("The columns of this streaming dataset are unknown; name the image "
+                         "columns explicitly (--source_column/--target_column or "
+                         "--domain_a_column/--domain_b_column).")
+    return [name for name, feature in dataset.features.items() if _is_image_feature(feature)]
+
+
+def check_columns(dataset: AnyDataset, **named: str | None) -> None:
+    """ValueError for any ``argument=column`` whose column does not exist, listing the columns."""
+    existing = column_names(dataset)
+    for argument, column in named.items():
+        if column is not None and existing and column not in existing:
+            raise ValueError(f"{argument}={column!r} is not a column of this dataset; its columns "
+                             f"are {existing}. Pass one of them.")
+
+
+def detect_two_columns(dataset: AnyDataset,
+                       candidates: tuple[tuple[str, str], ...]) -> tuple[str, str]:
+    """The (A, B) image columns: a known name pair, else exactly two image columns; a single image
+    column gives (col, col) (side-by-side)."""
+    names = column_names(dataset)
+    for a, b in candidates:
+        if a in names and b in names:
+            return a, b
+    images = image_columns(dataset)
+    if len(images) in (1, 2):
+        return images[0], images[-1]
+    raise ValueError(f"Cannot tell which columns hold the two images: columns {names}, image "
+                     f"columns {images}. Name them explicitly (e.g. --source_column and "
+                     "--target_column).")
+
+
+def as_undecoded(dataset: AnyDataset, *columns: str) -> AnyDataset:
+    """Cast ``columns`` to ``datasets.Image(decode=False)`` (metadata-only for Image columns).
+
+    Do this FIRST: a streaming dataset decodes its Image columns in every later ``map`` step
+    (``select_columns`` / ``rename_columns`` included), which would crash on a bad file.
+    """
+    for column in dict.fromkeys(columns):
+        try:
+            dataset = dataset.cast_column(column, datasets.Image(decode=False))
+        except (TypeError, ValueError) as err:
+            feature = dataset.features[column] if dataset.features else "?"
+            raise ValueError(f"Column {column!r} holds {feature}, not images: {err}") from err
+    return dataset
+
+
+def select_renamed(dataset: AnyDataset, mapping: dict[str, str]) -> AnyDataset:
+    """Keep the columns of ``mapping`` (old -> new) and rename them (swaps are allowed)."""
+    dataset = dataset.select_columns(list(mapping))
+    temporary = {old: f"__wkd_{i}" for i, old in enumerate(mapping)}
+    dataset = dataset.rename_columns(temporary)
+    return dataset.rename_columns({temporary[old]: new for old, new in mapping.items()})
+
+
+# ----------------------------------------------------------------------------- paired
+def _side_by_side_columns(batch: dict[str, list], layout: str) -> dict[str, list]:
+    return {"target": batch["source"], LAYOUT_COLUMN: [layout] * len(batch["source"])}
+
+
+def _as_side_by_side(dataset: AnyDataset, column: str, direction: str) -> AnyDataset:
+    """One AB image column -> ``{"source", "target"}`` (the same image) + ``"layout"``."""
+    dataset = select_renamed(as_undecoded(dataset, column), {column: "source"})
+    layout = SOURCE_LEFT if direction == "AtoB" else SOURCE_RIGHT
+    features = datasets.Features({"source": datasets.Image(decode=False),
+                                  "target": datasets.Image(decode=False),
+                                  LAYOUT_COLUMN: datasets.Value("string")})
+    kwargs: dict[str, Any] = {"desc": "side-by-side rows"} if isinstance(
+        dataset, datasets.Dataset) else {}
+    return dataset.map(_side_by_side_columns, batched=True, features=features,
+                       fn_kwargs={"layout": layout}, **kwargs)
+
+
+def _paired_columns(dataset: AnyDataset, source_column: str | None, target_column: str | None,
+                    direction: str) -> tuple[str, str]:
+    """(source column, target column); equal columns mean one side-by-side image column."""
+    if (source_column is None) != (target_column is None):
+        raise ValueError(f"Pass both source_column and target_column or neither (got "
+                         f"{source_column!r} and {target_column!r}); name the same column twice "
+                         "for side-by-side AB images.")
+    if source_column is None:
+        a, b = detect_two_columns(dataset, PAIRED_COLUMN_CANDIDATES)
+        return (a, b) if direction == "AtoB" else (b, a)
+    check_columns(dataset, source_column=source_column, target_column=target_column)
+    if source_column != target_column and direction != "AtoB":
+        raise ValueError(f"direction={direction!r} with explicit source_column={source_column!r} "
+                         f"and target_column={target_column!r}: the columns already fix the "
+                         "direction. Swap the two columns instead, or leave direction='AtoB'.")
+    return source_column, target_column
+
+
+def _refuse_unpaired_folder(folder: Path | None) -> None:
+    if folder is not None and not _is_saved_to_disk(folder) and domain_folders(folder):
+        raise ValueError(f"{folder} has CycleGAN domain folders ({domain_folders(folder)} + A/B): "
+                         "unpaired data. Use load_unpaired_datasets (an unpaired mode), or give a "
+                         "folder of side-by-side AB images.")
+
+
+def load_paired_dataset(
+    *, dataset_name: str | None = None, dataset_config_name: str | None = None,
+    train_data_dir: str | None = None, split: str = "train", source_column: str | None = None,
+    target_column: str | None = None, direction: str = "AtoB", streaming: bool = False,
+    cache_dir: str | None = None,
+) -> AnyDataset:
+    """Paired (pix2pix) rows ``{"source", "target"}`` of undecoded images (+ ``"layout"`` for
+    side-by-side AB images: ``direction="AtoB"`` takes the left half as source, ``"BtoA"`` the
+    right half; facades labels -> photo is BtoA).
+
+    Columns: ``source_column``/``target_column`` if given, else ``imageA/imageB``, ``input/target``,
+    ``source/target``, exactly two image columns (A = first), or one image column (side-by-side).
+    """
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction={direction!r} must be one of {DIRECTIONS}.")
+    _refuse_unpaired_folder(local_source(dataset_name, train_data_dir))
+    where = dataset_name or train_data_dir
+    dataset = pick_split(load_splits(
+        dataset_name=dataset_name, dataset_config_name=dataset_config_name,
+        train_data_dir=train_data_dir, streaming=streaming, cache_dir=cache_dir), split, where)
+    source, target = _paired_columns(dataset, source_column, target_column, direction)
+    if source == target:
+        logger.info("%s: one image column %r, read as side-by-side AB images", where, source)
+        return _as_side_by_side(dataset, source, direction)
+    dataset = as_undecoded(dataset, source, target)
+    return select_renamed(dataset, {source: "source", target: "target"})
+
+
+# ----------------------------------------------------------------------------- unpaired
+def _not_none(value: Any) -> bool:
+    return value is not None
+
+
+def single_image(dataset: AnyDataset, column: str) -> AnyDataset:
+    """``column`` alone, renamed ``"image"``, undecoded, rows without an image dropped."""
+    dataset = select_renamed(as_undecoded(dataset, column), {column: "image"})
+    if isinstance(dataset, datasets.Dataset) and dataset.data.column("image").null_count == 0:
+        return dataset
+    return dataset.filter(_not_none, input_columns="image")
+
+
+def _only_image_column(dataset: AnyDataset, column: str | None, argument: str) -> str:
+    check_columns(dataset, **{argument: column})
+    if column is not None:
+        return column
+    images = image_columns(dataset)
+    if len(images) != 1:
+        raise ValueError(f"Expected one image column, found {images} among {column_names(dataset)};"
+                         f" pass --{argument}.")
+    return images[0]
+
+
+def _unpaired_from_folders(folder: Path, split: str, streaming: bool,
+                           cache_dir: str | None) -> tuple[AnyDataset, AnyDataset]:
+    if split not in domain_folders(folder):
+        raise ValueError(f"split={split!r} needs {split}A/ and {split}B/ in {folder}; found the "
+                         f"splits {domain_folders(folder)}.")
+    domains = []
+    for letter in "AB":
+        sub = folder / f"{split}{letter}"
+        dataset = pick_split(load_local_folder(sub, streaming=streaming, cache_dir=cache_dir),
+                             "train", str(sub))
+        domains.append(single_image(dataset, "image"))
+    return domains[0], domains[1]
+
+
+def _unpaired_from_splits(splits: Mapping[str, AnyDataset], split: str, where: str,
+                          column_a: str | None, column_b: str | None) -> tuple[AnyDataset, ...]:
+    if f"{split}A" in splits and f"{split}B" in splits:
+        a, b = splits[f"{split}A"], splits[f"{split}B"]
+        return (single_image(a, _only_image_column(a, column_a, "domain_a_column")),
+                single_image(b, _only_image_column(b, column_b, "domain_b_column")))
+    dataset = pick_split(splits, split, where)
+    check_columns(dataset, domain_a_column=column_a, domain_b_column=column_b)
+    if (column_a is None) != (column_b is None):
+        raise ValueError(f"Pass both domain_a_column and domain_b_column or neither (got "
+                         f"{column_a!r} and {column_b!r}).")
+    if column_a is None:
+        column_a, column_b = detect_two_columns(dataset, UNPAIRED_COLUMN_CANDIDATES)
+    if column_a == column_b:
+        raise ValueError(f"{where} has one image column ({column_a!r}); unpaired data needs two "
+                         "(e.g. imageA/imageB), splits <split>A/<split>B, or trainA/ + trainB/.")
+    return single_image(dataset, column_a), single_image(dataset, column_b)
+
+
+def load_unpaired_datasets(
+    *, dataset_name: str | None = None, dataset_config_name: str | None = None,
+    train_data_dir: str | None = None, split: str = "train", domain_a_column: str | None = None,
+    domain_b_column: str | None = None, streaming: bool = False, cache_dir: str | None = None,
+) -> tuple[AnyDataset, AnyDataset]:
+    """Two unpaired datasets (domain A, domain B), each with one undecoded ``"image"`` column.
+
+    Sources: a CycleGAN folder (``{split}A/`` + ``{split}B/``), a dataset with splits
+    ``{split}A``/``{split}B``, or one split with two image columns (``domain_a_column``/
+    ``domain_b_column``, else ``imageA``/``imageB``, ``A``/``B``, or exactly two image columns);
+    rows where a domain's image is None are dropped from that domain.
+    """
+    folder = local_source(dataset_name, train_data_dir)
+    if folder is not None and not _is_saved_to_disk(folder) and domain_folders(folder):
+        return _unpaired_from_folders(folder, split, streaming, cache_dir)
+    splits = load_splits(dataset_name=dataset_name, dataset_config_name=dataset_config_name,
+                         train_data_dir=train_data_dir, streaming=streaming, cache_dir=cache_dir)
+    where = dataset_name or train_data_dir
+    domain_a, domain_b = _unpaired_from_splits(splits, split, where, domain_a_column,
+                                               domain_b_column)
+    return domain_a, domain_b
