@@ -487,7 +487,7 @@ def _bytes_dataset(good: int, bad: int) -> datasets.Dataset:
 
 def test_bad_share_limit_raises():
     tracker = BadSampleTracker(max_bad_fraction=0.1, min_samples=20)
-    for i in range(17):
+    for _ in range(17):
         tracker.record_ok()
     tracker.record_bad("a.jpg", "broken")
     tracker.record_bad("b.jpg", "broken")  # 2 of 19: below min_samples

@@ -40,8 +40,9 @@ def test_card_metadata_and_body(tmp_path):
 
 
 def test_local_teacher_is_not_a_base_model(tmp_path):
-    card = render(tmp_path, teacher=str(tmp_path))
+    card = render(tmp_path, teacher=str(tmp_path / "my-teacher"))
     assert "base_model" not in card.data.to_dict()
+    assert "a local teacher (`my-teacher`)" in card.text and str(tmp_path) not in card.text
 
 
 def test_push_offline_fails_fast_with_advice(tmp_path, monkeypatch):

@@ -47,6 +47,9 @@ def test_distill_writes_a_complete_hub_ready_folder(tmp_path, facades_subset, pi
     assert card.data.library_name == "wkd_hf" and card.data.pipeline_tag == "image-to-image"
     assert "wavelet-knowledge-distillation" in card.data.tags
     assert "Validation metrics" in card.text and "x params" in card.text
+    assert "discriminator with ndf 4" in card.text and "shrunk with the student" in card.text
+    assert str(pix2pix_teacher) not in card.text  # local paths stay out of a published card
+    assert "lambda_cycle" not in card.text  # CycleGAN-only settings do not apply
     for path in out.rglob("*"):
         if path.is_file():
             assert b"hf_FAKE_TOKEN_123" not in path.read_bytes(), path

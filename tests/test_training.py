@@ -11,11 +11,11 @@ from wkd_hf.script_args import command_line, public_args, save_args
 from wkd_hf.training import (
     LoopState,
     NonFiniteLossError,
+    _skip_if_non_finite,
     build_lr_scheduler,
     list_checkpoints,
     resolve_resume_checkpoint,
     save_checkpoint,
-    _skip_if_non_finite,
 )
 
 

@@ -8,7 +8,6 @@ from wkd_hf import ResnetGenerator, WKDConfig
 from wkd_hf.models import PatchDiscriminator
 
 
-
 @pytest.fixture(scope="module")
 def cycle_teacher(tmp_path_factory, horse2zebra_subset):
     out = tmp_path_factory.mktemp("cycle") / "teacher"

@@ -19,13 +19,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import torch
 from torch import Tensor, nn
 
-from .losses import FeatureDistillationLoss, GANLoss, OutputDistillationLoss, WaveletDistillationLoss
+from .losses import (
+    FeatureDistillationLoss,
+    GANLoss,
+    OutputDistillationLoss,
+    WaveletDistillationLoss,
+)
 
 WKD_CONFIG_NAME = "wkd_config.json"
 MODES = ("paired", "teacher_target", "cycle")
@@ -110,7 +115,7 @@ class WKDConfig:
         return path
 
     @classmethod
-    def load(cls, directory: str | os.PathLike) -> "WKDConfig":
+    def load(cls, directory: str | os.PathLike) -> WKDConfig:
         with open(os.path.join(directory, WKD_CONFIG_NAME)) as handle:
             return cls(**json.load(handle))
 

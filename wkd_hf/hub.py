@@ -10,8 +10,9 @@ import logging
 import os
 import socket
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 from huggingface_hub import ModelCard, ModelCardData, constants
@@ -68,6 +69,7 @@ def build_model_card(*, model_name: str, repo_id: str, class_name: str, task: st
                      metrics: Mapping[str, Any] | None = None, mode_description: str = "",
                      sample_image: str | None = None, sample_columns: str = "",
                      subfolder: str | None = None, in_channels: int = 3, out_channels: int = 3,
+                     discriminator_description: str = "",
                      template_path: str | os.PathLike | None = None,
                      extra_tags: Sequence[str] = ()) -> ModelCard:
     """Render the card template with YAML metadata (library, tags, pipeline, base model, data).
@@ -82,7 +84,9 @@ def build_model_card(*, model_name: str, repo_id: str, class_name: str, task: st
         tags=BASE_TAGS + [t for t in extra_tags if t not in BASE_TAGS],
         base_model=teacher if is_hub_teacher else None,
         datasets=list(datasets) or None, model_name=model_name)
-    teacher_link = f"https://huggingface.co/{teacher}" if is_hub_teacher else teacher
+    teacher_link = f"https://huggingface.co/{teacher}" if is_hub_teacher else None
+    if teacher is not None and not is_hub_teacher:
+        teacher = Path(teacher).name  # a local path says nothing to readers of a published card
     return ModelCard.from_template(
         card_data, template_path=str(template_path or find_template()),
         model_name=model_name, repo_id=repo_id, class_name=class_name, task=task,
@@ -91,6 +95,7 @@ def build_model_card(*, model_name: str, repo_id: str, class_name: str, task: st
         efficiency_rows=efficiency_rows(profiles), resolution=resolution,
         wkd_settings=dict(wkd_settings or {}), metrics=dict(metrics or {}),
         sample_image=sample_image, sample_columns=sample_columns, subfolder=subfolder,
+        discriminator_description=discriminator_description,
         in_channels=in_channels, out_channels=out_channels, command=command,
         data_description=data_description, library_version=__version__)
 

@@ -9,16 +9,16 @@ import argparse
 import itertools
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from torch import nn
 
 from . import recipes
+from .data import TooManyBadImagesError
 from .distillation import WKDConfig
 from .hub import HubUnavailableError, build_model_card, push_output_dir
 from .metrics.efficiency import count_macs, count_parameters
@@ -32,11 +32,10 @@ from .script_args import (
     public_args,
     save_args,
 )
-from .data import TooManyBadImagesError
 from .training import (
     GANTrainingSetup,
-    NonFiniteLossError,
     LoopState,
+    NonFiniteLossError,
     build_accelerator,
     build_adam,
     build_lr_scheduler,
@@ -215,17 +214,14 @@ class RunSession:
         profiles.append(_profile(f"{'student' if run.teachers else 'generator'} "
                                  f"({type(student).__name__}, ngf {student.config.ngf})",
                                  student, resolution))
-        for key, disc in run.discriminators.items():
-            d = self.accelerator.unwrap_model(disc)
-            profiles.append({"name": f"discriminator (ndf {d.config.ndf}, training only)",
-                             "params": count_parameters(d), "macs": float("nan")})
         card = build_model_card(
             model_name=Path(args.output_dir).name, repo_id=args.hub_model_id or
             f"your-username/{Path(args.output_dir).name}", class_name=type(student).__name__,
-            task=_task(args), profiles=profiles[:len(profiles) - len(run.discriminators)],
+            task=_task(args), profiles=profiles,
             resolution=resolution, command=self.command, data_description=recipes.describe(args),
             teacher=teacher_name, datasets=[args.dataset_name] if args.dataset_name else [],
-            wkd_settings=run.config.to_dict() if run.teachers else None, metrics=metrics,
+            wkd_settings=_method_settings(run.config) if run.teachers else None, metrics=metrics,
+            discriminator_description=_discriminator_description(run, self.accelerator),
             mode_description=MODE_DESCRIPTIONS[run.config.mode] if run.teachers else "",
             sample_image=sample, sample_columns=getattr(self, "_sample_columns", ""),
             subfolder=recipes.CYCLE_SUBFOLDERS["a2b"] if run.is_cycle else None,
@@ -271,6 +267,28 @@ def _subdir(out: Path, key: str, is_cycle: bool, names: dict[str, str]) -> Path:
 def _profile(name: str, model: nn.Module, resolution: int) -> dict:
     return {"name": name, "params": count_parameters(model),
             "macs": count_macs(model, resolution)}
+
+
+CYCLE_ONLY = ("lambda_cycle", "lambda_identity", "pool_size")
+FEATURE_KD_ONLY = ("kd_feature_layers",)
+
+
+def _method_settings(config: WKDConfig) -> dict:
+    """The settings that shaped this run (CycleGAN-only or feature-KD-only ones dropped)."""
+    settings = config.to_dict()
+    drop = (() if config.mode == "cycle" else CYCLE_ONLY) + (
+        () if config.kd_feature_weight > 0 else FEATURE_KD_ONLY)
+    return {k: v for k, v in settings.items() if k not in drop}
+
+
+def _discriminator_description(run: GANRun, accelerator: Accelerator) -> str:
+    """One line on the discriminator(s) trained with the generator (used in training only)."""
+    discriminator = accelerator.unwrap_model(next(iter(run.discriminators.values())))
+    count = len(run.discriminators)
+    return (f"Trained against {count} PatchGAN discriminator{'s' if count > 1 else ''} with "
+            f"ndf {discriminator.config.ndf} ({count_parameters(discriminator) / 1e6:.3f}M "
+            "parameters each; used in training only"
+            + ("; shrunk with the student as the paper recommends)." if run.teachers else ")."))
 
 
 def _task(args: argparse.Namespace) -> str:

@@ -11,9 +11,9 @@ import math
 import os
 import re
 import shutil
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 import torch
 from accelerate import Accelerator
@@ -194,7 +194,7 @@ def run_gan_training(accelerator: Accelerator, setup: GANTrainingSetup, args,
     ranks call it; it writes on the main process only). A NaN/Inf loss stops the run with
     :class:`NonFiniteLossError` unless ``args.skip_nan_steps`` allows skipping that batch.
     """
-    distiller, loader = setup.distiller, setup.dataloader
+    loader = setup.dataloader
     progress = tqdm(total=args.max_train_steps, initial=state.global_step, desc="steps",
                     disable=not accelerator.is_local_main_process)
     while state.global_step < args.max_train_steps:
