@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import sys
 from collections.abc import Mapping, Sequence
@@ -78,7 +79,8 @@ def build_model_card(*, model_name: str, repo_id: str, class_name: str, task: st
     """
     from . import __version__
 
-    is_hub_teacher = teacher is not None and not os.path.exists(teacher) and "/" in teacher
+    is_hub_teacher = (teacher is not None and not os.path.exists(teacher)
+                      and re.fullmatch(r"[\w.-]+/[\w.-]+", teacher) is not None)
     card_data = ModelCardData(
         library_name=LIBRARY_NAME, pipeline_tag="image-to-image", license="apache-2.0",
         tags=BASE_TAGS + [t for t in extra_tags if t not in BASE_TAGS],
