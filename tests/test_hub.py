@@ -48,7 +48,7 @@ def test_local_teacher_is_not_a_base_model(tmp_path):
 def test_push_offline_fails_fast_with_advice(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     start = time.perf_counter()
-    with pytest.raises(hub.HubUnavailableError, match="HF_HUB_OFFLINE=1.*huggingface-cli upload"):
+    with pytest.raises(hub.HubUnavailableError, match="HF_HUB_OFFLINE=1.*hf upload"):
         hub.push_output_dir(tmp_path, "me/x", token="hf_fake")
     assert time.perf_counter() - start < 2
 

@@ -110,3 +110,19 @@ def test_two_processes_write_every_file_once(tmp_path, facades_subset, pix2pix_t
     assert (out / "checkpoint-2").is_dir() and not list(out.glob(".checkpoint-*"))
     assert ResnetGenerator.from_pretrained(out).config.ngf == 4
     assert json.loads((out / "args.json").read_text())["train_batch_size"] == 1
+
+
+def test_push_offline_fails_fast_and_keeps_the_output(tmp_path, facades_subset, pix2pix_teacher,
+                                                      hub_offline):
+    out = tmp_path / "student"
+    with pytest.raises(SystemExit, match="(?s)HF_HUB_OFFLINE=1.*local output in .* is complete"):
+        distill(facades_subset, pix2pix_teacher, out, "--push_to_hub", "--hub_model_id", "me/x")
+    assert ResnetGenerator.from_pretrained(out).config.ngf == 4
+    assert (out / "README.md").is_file()
+
+
+def test_feature_taps_the_student_lacks_are_a_clear_error(tmp_path, facades_subset,
+                                                         pix2pix_teacher):
+    with pytest.raises(ValueError, match="block_7"):
+        distill(facades_subset, pix2pix_teacher, tmp_path / "s", "--kd_feature_weight", "1",
+                "--kd_feature_layers", "block_7")

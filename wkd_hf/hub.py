@@ -107,7 +107,7 @@ def check_hub_reachable(timeout: float = 5.0) -> None:
     if constants.HF_HUB_OFFLINE:
         raise HubUnavailableError(
             "HF_HUB_OFFLINE=1 is set, so nothing can be uploaded. Unset it, or upload the "
-            "finished folder later with `huggingface-cli upload REPO_ID OUTPUT_DIR`.")
+            "finished folder later with `hf upload REPO_ID OUTPUT_DIR`.")
     endpoint = urlparse(constants.ENDPOINT)
     port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
     try:
@@ -116,7 +116,7 @@ def check_hub_reachable(timeout: float = 5.0) -> None:
         raise HubUnavailableError(
             f"Cannot reach the Hub at {constants.ENDPOINT} ({error}). Check the network (or "
             "HF_ENDPOINT), or upload the finished folder later with "
-            "`huggingface-cli upload REPO_ID OUTPUT_DIR`.") from None
+            "`hf upload REPO_ID OUTPUT_DIR`.") from None
 
 
 def push_output_dir(output_dir: str | os.PathLike, repo_id: str, token: str | None = None,

@@ -86,7 +86,7 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--push_to_hub", action="store_true")
     group.add_argument("--hub_model_id", default=None)
     group.add_argument("--hub_token", default=None,
-                       help="Prefer `huggingface-cli login` or HF_TOKEN; never written to disk.")
+                       help="Prefer `hf auth login` or HF_TOKEN; never written to disk.")
     group.add_argument("--hub_private_repo", action="store_true")
 
 
