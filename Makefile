@@ -23,7 +23,7 @@ test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
 
 benchmark: install
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/distill_step.py
 
 clean:
 	rm -rf $(VENV) demo_output
