@@ -46,18 +46,18 @@ class DemoSettings:
     resolution: int = 64
     crops_per_photo: int = 48
     teacher_ngf: int = 32
-    teacher_blocks: int = 6
+    num_downs: int = 6  # U-Net depth: 64 px -> 1 px at the bottleneck
     student_ngf: int = 8
     discriminator_ndf: int = 16
     batch_size: int = 4
-    teacher_steps: int = 1500
-    student_steps: int = 800
+    teacher_steps: int = 1200
+    student_steps: int = 1200
     lambda_wkd: float = 10.0
     latency_resolution: int = 256
     latency_repeats: int = 10
 
 
-QUICK = DemoSettings(resolution=32, crops_per_photo=4, teacher_ngf=8, teacher_blocks=2,
+QUICK = DemoSettings(resolution=32, crops_per_photo=4, teacher_ngf=8, num_downs=5,
                      student_ngf=4, discriminator_ndf=8, batch_size=2, teacher_steps=4,
                      student_steps=3, latency_resolution=64, latency_repeats=2)
 
@@ -66,6 +66,7 @@ def launch(script: str, flags: dict[str, object], switches: tuple[str, ...] = ()
     """``accelerate launch training_scripts/<script>`` with ``--key value`` flags."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--num_cpu_threads_per_process", str(torch.get_num_threads()),
                str(ROOT / "training_scripts" / script)]
     for key, value in flags.items():
         command += [f"--{key}", str(value)]
@@ -90,8 +91,8 @@ def train_all(data_dir: Path, out: Path, settings: DemoSettings) -> dict[str, Pa
                "no-KD student": out / "student_nokd"}
     launch("train_teacher.py", {
         **common_flags(data_dir, settings, settings.teacher_steps, folders["teacher"]),
-        "mode": "paired", "generator": "resnet", "ngf": settings.teacher_ngf,
-        "n_blocks": settings.teacher_blocks, "norm_type": "instance", "ndf": 32})
+        "mode": "paired", "generator": "unet", "ngf": settings.teacher_ngf,
+        "num_downs": settings.num_downs, "norm_type": "batch", "ndf": 32})
     for name, bands in (("WKD student", "high"), ("no-KD student", "none")):
         launch("distill.py", {
             **common_flags(data_dir, settings, settings.student_steps, folders[name]),
@@ -106,9 +107,10 @@ def evaluate_all(folders: dict[str, Path], data_dir: Path, out: Path, settings: 
     """Efficiency and held-out quality of each network; writes the comparison grid."""
     test = load_paired_dataset(train_data_dir=str(data_dir), split="test")
     loader = build_eval_dataloader(test, PairedTransform(settings.resolution, train=False), 8)
-    rows, columns = [], {}
     batch = first_batch(loader)
-    columns["input"] = batch["source"]
+    columns = {"input": batch["source"]}
+    rows = [{"network": "input (bicubic)", "params": 0, "macs": 0, "latency_ms": None,
+             **evaluate_paired(torch.nn.Identity(), loader)}]
     for name, folder in folders.items():
         model = load_pretrained_model(str(folder))
         profile = profile_model(model, resolution=settings.latency_resolution,
@@ -124,14 +126,17 @@ def evaluate_all(folders: dict[str, Path], data_dir: Path, out: Path, settings: 
 
 
 def format_table(rows: list[dict], settings: DemoSettings) -> str:
-    teacher = rows[0]
-    lines = [f"{'network':<15}{'params':>10}{'MACs@' + str(settings.latency_resolution):>11}"
+    teacher = next(row for row in rows if row["network"] == "teacher")
+    lines = [f"{'network':<16}{'params':>10}{'MACs@' + str(settings.latency_resolution):>11}"
              f"{'latency ms':>12}{'speed-up':>10}{'PSNR dB':>9}{'L1':>8}{'LL':>7}{'HH':>7}"]
     for row in rows:
-        lines.append(
-            f"{row['network']:<15}{row['params'] / 1e6:>9.3f}M{row['macs'] / 1e9:>10.3f}G"
-            f"{row['latency_ms']:>12.1f}{teacher['latency_ms'] / row['latency_ms']:>9.2f}x"
-            f"{row['psnr']:>9.2f}{row['l1']:>8.4f}{row['band_LL']:>7.3f}{row['band_HH']:>7.3f}")
+        if row["latency_ms"] is None:
+            cost = f"{'-':>10}{'-':>11}{'-':>12}{'-':>10}"
+        else:
+            cost = (f"{row['params'] / 1e6:>9.3f}M{row['macs'] / 1e9:>10.3f}G"
+                    f"{row['latency_ms']:>12.1f}{teacher['latency_ms'] / row['latency_ms']:>9.2f}x")
+        lines.append(f"{row['network']:<16}{cost}{row['psnr']:>9.2f}{row['l1']:>8.4f}"
+                     f"{row['band_LL']:>7.3f}{row['band_HH']:>7.3f}")
     return "\n".join(lines)
 
 
