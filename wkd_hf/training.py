@@ -240,24 +240,33 @@ def _periodic(accelerator: Accelerator, args, state: LoopState,
 
 def _train_step(accelerator: Accelerator, setup: GANTrainingSetup, batch, args,
                 state: LoopState) -> dict[str, float] | None:
-    """One discriminator + generator update; None when a non-finite loss was skipped."""
+    """One discriminator update, then one generator update against the updated discriminator
+    (pix2pix's order); None when a non-finite loss was skipped."""
     distiller = setup.distiller
     with accelerator.accumulate(*setup.trained_modules):
         outputs = distiller.generate(batch)
         d_loss, d_logs = distiller.discriminator_loss(batch, outputs)
-        if _skip_if_non_finite(accelerator, setup, args, state, d_loss, d_logs, "d_loss"):
+        if not _update(accelerator, setup, args, state, d_loss, d_logs, "d_loss",
+                       setup.discriminator_optimizer):
             return None
-        accelerator.backward(d_loss)
-        setup.discriminator_optimizer.step()
-        setup.discriminator_optimizer.zero_grad(set_to_none=True)
         g_loss, g_logs = distiller.generator_loss(batch, outputs)
-        if _skip_if_non_finite(accelerator, setup, args, state, g_loss, g_logs, "g_loss"):
+        if not _update(accelerator, setup, args, state, g_loss, g_logs, "g_loss",
+                       setup.generator_optimizer):
             return None
-        accelerator.backward(g_loss)
-        setup.generator_optimizer.step()
-        setup.generator_optimizer.zero_grad(set_to_none=True)
-    return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()), **_mean_logs(d_logs),
-            **_mean_logs(g_logs)}
+    return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
+            **_mean_logs(d_logs), **_mean_logs(g_logs)}
+
+
+def _update(accelerator: Accelerator, setup: GANTrainingSetup, args, state: LoopState,
+            loss: Tensor, logs: Mapping[str, Tensor], name: str,
+            optimizer: torch.optim.Optimizer) -> bool:
+    """Backward and step ``optimizer`` on a finite ``loss``; False when the batch was skipped."""
+    if _skip_if_non_finite(accelerator, setup, args, state, loss, logs, name):
+        return False
+    accelerator.backward(loss)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return True
 
 
 def _skip_if_non_finite(accelerator: Accelerator, setup: GANTrainingSetup, args, state: LoopState,
