@@ -50,7 +50,7 @@ class DemoSettings:
     student_ngf: int = 8
     discriminator_ndf: int = 16
     batch_size: int = 4
-    teacher_steps: int = 1200
+    teacher_steps: int = 2000
     student_steps: int = 1200
     lambda_wkd: float = 10.0
     latency_resolution: int = 256

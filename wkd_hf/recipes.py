@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from .data import (
     PairedTransform,
+    UnalignedDataset,
     UnpairedTransform,
     build_eval_dataloader,
     build_train_dataloader,
@@ -156,8 +157,6 @@ def build_paired_data(args: argparse.Namespace) -> TrainingData:
 def build_unpaired_data(args: argparse.Namespace, domains: str = "AB") -> TrainingData:
     """Unpaired data: ``"AB"`` gives CycleGAN batches ``{"A", "B"}``; ``"A"``/``"B"`` gives
     batches ``{"source"}`` of that domain (GAN Compression's teacher-target mode)."""
-    from .data import UnalignedDataset
-
     domain_a, domain_b = load_unpaired_datasets(
         dataset_name=args.dataset_name, dataset_config_name=args.dataset_config_name,
         train_data_dir=args.train_data_dir, domain_a_column=args.domain_a_column,
@@ -172,12 +171,12 @@ def build_unpaired_data(args: argparse.Namespace, domains: str = "AB") -> Traini
         validation = UnalignedDataset(val_a, val_b) if val_a is not None else None
     else:
         train, validation = (train_a, val_a) if domains == "A" else (train_b, val_b)
-        train_transform = _as_source(train_transform)
-        eval_transform = _as_source(eval_transform)
+        train_transform = _AsSource(train_transform)
+        eval_transform = _AsSource(eval_transform)
     return _loaders(args, train, validation, train_transform, eval_transform)
 
 
-class _as_source:  # noqa: N801 - used like a function
+class _AsSource:
     """Wrap an unpaired transform so its ``image`` comes out as ``source``."""
 
     def __init__(self, transform):
@@ -265,7 +264,3 @@ def log_previews(accelerator, previews: Mapping[str, Mapping[str, Tensor]], step
         for name, columns in previews.items():
             grid = np.asarray(image_grid(columns))
             tracker.writer.add_image(f"validation/{name}", grid, step, dataformats="HWC")
-
-
-def iter_modules(named: Mapping[str, nn.Module]) -> Iterator[nn.Module]:
-    yield from named.values()
