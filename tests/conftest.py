@@ -2,6 +2,8 @@
 
 import pytest
 
+pytest_plugins = ["data_fixtures"]  # image folders for the wkd_hf.data tests
+
 
 @pytest.fixture
 def hub_offline(monkeypatch, tmp_path):
