@@ -134,6 +134,7 @@ def band_distances(
     wave: str = "haar",
     levels: int = 1,
     per_image: bool = False,
+    split: WaveletBandSplit | None = None,
 ) -> dict[str, float | torch.Tensor]:
     """Per-band normalised L1 distance between images and references (the paper's Figure 1).
 
@@ -149,6 +150,7 @@ def band_distances(
         wave, levels: the DWT, as in :class:`WaveletBandSplit`.
         per_image: if True, each value is a tensor of shape (N,) (one distance per image, e.g. to
             average over a data set); otherwise one float pooled over the batch.
+        split: a ``WaveletBandSplit`` to reuse across calls (it overrides ``wave``/``levels``).
 
     Returns:
         ``"LL"`` (the coarsest low band) and ``"LH"``, ``"HL"``, ``"HH"``, each pooled over all
@@ -161,7 +163,9 @@ def band_distances(
             f"images and references must have the same shape, got {tuple(images.shape)} and "
             f"{tuple(references.shape)}."
         )
-    split = WaveletBandSplit(wave, levels).to(images.device)
+    if split is None:
+        split = WaveletBandSplit(wave, levels).to(images.device)
+    levels = split.levels
     ll_x, highs_x = split(images)
     ll_y, highs_y = split(references)
     out: dict[str, float | torch.Tensor] = {"LL": _normalised_l1([ll_x - ll_y], [ll_y], per_image)}

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
-from ..wavelets import band_distances
+from ..wavelets import WaveletBandSplit, band_distances
 
 
 def psnr(images: Tensor, targets: Tensor) -> Tensor:
@@ -30,6 +30,7 @@ def evaluate_paired(generator: nn.Module, batches: Iterable[Mapping[str, Tensor]
     generator.eval()
     sums: dict[str, float] = defaultdict(float)
     count = 0
+    split = WaveletBandSplit("haar", levels=1).to(device)  # built once, not per batch
     try:
         for batch in batches:
             if batch is None:
@@ -39,7 +40,7 @@ def evaluate_paired(generator: nn.Module, batches: Iterable[Mapping[str, Tensor]
             n = source.shape[0]
             sums["l1"] += float((output - target).abs().flatten(1).mean(1).sum())
             sums["psnr"] += float(psnr(output, target).sum())
-            for band, value in band_distances(output, target, per_image=True).items():
+            for band, value in band_distances(output, target, per_image=True, split=split).items():
                 sums[f"band_{band}"] += float(value.sum())
             count += n
     finally:
