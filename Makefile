@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU build of torch; override for CUDA, e.g. `make test TORCH_SPEC="torch>=2.4"`.
-TORCH_SPEC ?= torch==2.13.0
+# torch + the torchvision that imports beside it (FID/KID); override, e.g. `make test TORCH_SPEC="torch>=2.4 torchvision"`.
+TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
 .PHONY: demo test install benchmark clean
@@ -12,7 +12,7 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet $(foreach spec,$(TORCH_SPEC),"$(spec)")
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
@@ -24,6 +24,7 @@ test: install
 
 benchmark: install
 	$(PY) benchmarks/distill_step.py
+	$(PY) benchmarks/latency.py --json benchmarks/latency.json
 
 clean:
 	rm -rf $(VENV) demo_output

@@ -81,7 +81,7 @@ def common_flags(data_dir: Path, settings: DemoSettings, steps: int, output_dir:
             "train_batch_size": settings.batch_size, "max_train_steps": steps,
             "validation_split": 16 if settings is not QUICK else 2,
             "validation_steps": max(steps // 4, 1), "checkpointing_steps": steps,
-            "checkpoints_total_limit": 1, "lr_scheduler": "linear", "report_to": "tensorboard",
+            "checkpoints_total_limit": 1, "lr_scheduler": "pix2pix_linear", "report_to": "tensorboard",
             "seed": 0, "output_dir": output_dir}
 
 

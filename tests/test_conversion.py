@@ -224,8 +224,8 @@ def test_infer_architecture_round_trip(cls, config):
     inferred_cls, inferred = infer_architecture(model.state_dict())
     assert inferred_cls is cls
     expected = {k: v for k, v in model.config.items() if not k.startswith("_")}
-    if cls is UnetGenerator:  # dropout leaves no trace in U-Net weights; pix2pix's default is on
-        expected["use_dropout"] = True
+    if cls is UnetGenerator:  # no trace in U-Net weights: upstream's default for the norm
+        expected["use_dropout"] = expected["norm_type"] == "batch"
     assert inferred == expected
 
 
@@ -272,16 +272,37 @@ def test_unrelated_state_dict_is_explained():
         )
 
 
+class RefBlockKeyedResnet(nn.Module):
+    """PyTorch-GAN's (huggan's) GeneratorResNet: blocks under ``block``, Upsample + 3x3 conv up;
+    with ``transposed=True`` the same blocks with pix2pix's transposed-conv upsampling."""
+
+    def __init__(self, transposed=False):
+        super().__init__()
+        block = nn.Sequential(nn.ReflectionPad2d(1), nn.Conv2d(16, 16, 3), nn.InstanceNorm2d(16))
+        seq = [nn.ReflectionPad2d(3), nn.Conv2d(3, 4, 7), nn.InstanceNorm2d(4), nn.ReLU(True)]
+        for c in (4, 8):
+            seq += [nn.Conv2d(c, 2 * c, 3, 2, 1), nn.InstanceNorm2d(2 * c), nn.ReLU(True)]
+        seq += [nn.Module(), nn.Module()]
+        seq[-2].block, seq[-1].block = block, block
+        for c in (16, 8):
+            if transposed:
+                seq += [nn.ConvTranspose2d(c, c // 2, 3, 2, 1, output_padding=1)]
+            else:
+                seq += [nn.Upsample(scale_factor=2), nn.Conv2d(c, c // 2, 3, 1, 1)]
+            seq += [nn.InstanceNorm2d(c // 2), nn.ReLU(True)]
+        seq += [nn.ReflectionPad2d(3), nn.Conv2d(4, 3, 7), nn.Tanh()]
+        self.model = nn.Sequential(*seq)
+
+
 def test_huggan_models_are_explained():
     pix2pix = {"down1.model.0.weight": torch.zeros(64, 3, 4, 4), "final.2.weight": torch.zeros(1)}
     with pytest.raises(UnrecognizedCheckpointError, match="huggan"):
         infer_architecture(pix2pix)
-    cyclegan = {
-        "model.1.weight": torch.zeros(64, 3, 7, 7),
-        "model.10.block.1.weight": torch.zeros(1),
-    }
-    with pytest.raises(UnrecognizedCheckpointError, match="huggan"):
-        infer_architecture(cyclegan)
+    with pytest.raises(UnrecognizedCheckpointError, match="PyTorch-GAN's GeneratorResNet"):
+        infer_architecture(RefBlockKeyedResnet().state_dict())
+    # block-keyed, but upsampling with transposed convs: not PyTorch-GAN's, say what would fit
+    with pytest.raises(UnrecognizedCheckpointError, match="rename '.block.' to '.conv_block.'"):
+        infer_architecture(RefBlockKeyedResnet(transposed=True).state_dict())
 
 
 def test_huggan_style_folder_with_pix2pix_layout(tmp_path):
@@ -306,3 +327,54 @@ def test_cli_writes_loadable_folder(tmp_path, caplog):
     assert "parameters" in caplog.text
     assert compare(reference, load_pretrained_model(str(tmp_path / "d")), 6, 32) < 1e-5
     assert main(["--checkpoint", str(tmp_path / "missing.pth")]) == 1
+
+
+def _affine_instance_norms(net):
+    """Swap every InstanceNorm2d for one with weight and bias (no running stats), in place."""
+    for module in list(net.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, nn.InstanceNorm2d):
+                setattr(module, name, nn.InstanceNorm2d(child.num_features, affine=True))
+    return net
+
+
+def test_affine_instance_norm_is_not_batch_norm(tmp_path):
+    reference = _affine_instance_norms(RefResnetGenerator(3, 3, 4, 2, False))
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.normal_(0, 0.3)
+    reference.eval()
+    torch.save(reference.state_dict(), tmp_path / "latest_net_G.pth")
+    model = convert_pix2pix_checkpoint(tmp_path / "latest_net_G.pth")
+    assert model.config.norm_type == "instance_affine"
+    assert compare(reference, model, 3, 32) < 1e-5
+
+
+def test_instance_norm_unet_has_no_dropout(caplog):
+    with caplog.at_level(logging.INFO, logger="wkd_hf"):
+        _, config = infer_architecture(UnetGenerator(ngf=4, num_downs=5, norm_type="instance")
+                                       .state_dict())
+    assert config["use_dropout"] is False and "leaves no trace" in caplog.text
+    _, config = infer_architecture(RefUnetGenerator(3, 3, 4, 5).state_dict())  # batch norm
+    assert config["use_dropout"] is True
+
+
+def test_transposed_conv_generator_is_not_called_a_patchgan():
+    generator = nn.Module()
+    generator.model = nn.Sequential(nn.Conv2d(3, 8, 4, 2, 1), nn.LeakyReLU(0.2),
+                                    nn.ConvTranspose2d(8, 3, 4, 2, 1), nn.Tanh())
+    with pytest.raises(UnrecognizedCheckpointError) as excinfo:
+        infer_architecture(generator.state_dict())
+    message = str(excinfo.value)
+    assert "not a PatchGAN discriminator" in message and "transposed conv" in message
+    assert "PatchGAN-like" not in message
+
+
+def test_one_dimensional_tensors_under_unet_keys(tmp_path):
+    state_dict = RefUnetGenerator(3, 3, 4, 5).state_dict()
+    state_dict["model.model.0.weight"] = torch.zeros(4)
+    torch.save(state_dict, tmp_path / "net_G.pth")
+    with pytest.raises(UnrecognizedCheckpointError,
+                       match=r"net_G.pth.*'model.model.0.weight' should be a 4-d conv weight but "
+                             r"is shape \(4,\)"):
+        convert_pix2pix_checkpoint(tmp_path / "net_G.pth")

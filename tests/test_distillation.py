@@ -170,3 +170,19 @@ def test_image_pool_is_seeded_and_restorable():
     assert all(torch.equal(a, clone.query(x)) for a, x in zip(rest, images[3:]))
     assert torch.equal(first[0], images[0]) and len(pool.images) == 2
     assert torch.equal(ImagePool(0).query(images[5]), images[5])
+
+
+def test_image_pool_draws_do_not_depend_on_the_global_rng():
+    """A resumed run's data loader draws from the global RNG at a different time than the
+    uninterrupted run's; the pool must not care (its own seeded generator, in its state)."""
+    images = [torch.full((1, 3, 4, 4), float(i)) for i in range(12)]
+    first, second = ImagePool(3, seed=7), ImagePool(3, seed=7)
+    plain = [first.query(x) for x in images[:6]]
+    disturbed = []
+    for x in images[:6]:
+        torch.rand(5)  # someone else uses the global RNG in between
+        disturbed.append(second.query(x))
+    assert all(torch.equal(a, b) for a, b in zip(plain, disturbed))
+    restored = ImagePool(0)
+    restored.load_state_dict(first.state_dict())
+    assert all(torch.equal(first.query(x), restored.query(x)) for x in images[6:])

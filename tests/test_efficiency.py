@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -118,3 +119,54 @@ def test_cli_reports_load_failure_without_traceback(tmp_path):
     with pytest.raises(SystemExit) as excinfo:
         main(["--model", str(tmp_path / "missing"), "--no_latency"])
     assert str(excinfo.value.code).startswith("wkd-profile: error: could not load model")
+
+
+def _cli_error(argv, capsys):
+    """Run the CLI expecting a clean exit with one ``wkd-profile: error:`` line (no traceback)."""
+    with pytest.raises(SystemExit) as excinfo:
+        main(argv)
+    code, err = excinfo.value.code, capsys.readouterr().err
+    text = err if code == 2 else str(code)  # argparse prints usage + error and exits 2
+    errors = [line for line in text.splitlines() if "error:" in line]
+    assert len(errors) == 1 and errors[0].startswith("wkd-profile: error:"), text
+    assert "Traceback" not in text
+    return errors[0]
+
+
+@pytest.fixture
+def tiny_models(tmp_path):
+    from wkd_hf.models import ResnetGenerator, UnetGenerator
+
+    ResnetGenerator(ngf=4, n_blocks=1).save_pretrained(tmp_path / "resnet")
+    UnetGenerator(ngf=4, num_downs=5).save_pretrained(tmp_path / "unet")
+    return tmp_path
+
+
+@pytest.mark.parametrize("flag", ["--resolution", "--batch_size", "--num_threads", "--repeats"])
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_cli_rejects_non_positive_numbers(flag, value, tiny_models, capsys):
+    line = _cli_error(["--model", str(tiny_models / "resnet"), flag, value], capsys)
+    assert f"argument {flag}: must be >= 1, got {value}" in line
+
+
+def test_cli_rejects_cuda_without_cuda(tiny_models, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    line = _cli_error(["--model", str(tiny_models / "resnet"), "--device", "cuda"], capsys)
+    assert "CUDA is not available" in line and "--device cpu" in line
+
+
+def test_cli_rejects_unwritable_json_before_profiling(tiny_models, capsys):
+    (tiny_models / "a_file").write_text("x")
+    target = tiny_models / "a_file" / "profile.json"
+    line = _cli_error(["--model", str(tiny_models / "resnet"), "--json", str(target)], capsys)
+    assert f"cannot write --json {target}" in line
+
+
+@pytest.mark.parametrize("model, resolution, shown", [
+    ("resnet", "30", "ResnetGenerator needs .*multiples of 4.*got 30x30"),
+    ("unet", "48", "UnetGenerator needs .*multiples of 32.*got 48x48.*e.g. 32 or 64"),
+])  # fmt: skip
+def test_cli_rejects_resolutions_the_model_cannot_take(model, resolution, shown, tiny_models,
+                                                       capsys):
+    line = _cli_error(["--model", str(tiny_models / model), "--resolution", resolution], capsys)
+    assert re.search(f"--resolution {resolution} does not fit .*{shown}", line), line

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from pytorch_wavelets import DWTForward
+from objective_reference import wkd as reference_wkd
 
 from wkd_hf.losses import (
     FeatureDistillationLoss,
@@ -15,29 +15,24 @@ def _images(seed: int = 0, n: int = 2, size: int = 32) -> tuple[torch.Tensor, to
     return (torch.rand(n, 3, size, size, generator=g) * 2 - 1 for _ in range(2))
 
 
-def _reference_wkd(s, t, levels, bands, distance):
-    """Independent computation straight from pytorch_wavelets (the authors' recipe)."""
-    dwt = DWTForward(J=levels, wave="haar", mode="zero")
-    (ll_s, yh_s), (ll_t, yh_t) = dwt(s), dwt(t)
-    dist = (
-        (lambda a, b: (a - b).abs().mean())
-        if distance == "l1"
-        else (lambda a, b: ((a - b) ** 2).mean())
-    )
-    high = sum(dist(a, b) for a, b in zip(yh_s, yh_t))
-    low = dist(ll_s, ll_t)
-    return {"high": high, "low": low, "all": high + low}[bands]
-
-
-@pytest.mark.parametrize("levels", [1, 2, 3, 4])
+@pytest.mark.parametrize("wave", ["haar", "db3"])
+@pytest.mark.parametrize("levels", [1, 2, 3])
 @pytest.mark.parametrize("bands", ["high", "low", "all"])
 @pytest.mark.parametrize("distance", ["l1", "l2"])
-def test_wkd_matches_independent_computation(levels, bands, distance):
-    s, t = _images(levels)
-    loss = WaveletDistillationLoss("haar", levels, bands, distance)(s, t)
-    expected = _reference_wkd(s, t, levels, bands, distance)
+def test_wkd_matches_independent_computation(wave, levels, bands, distance):
+    """Against PyWavelets' wavedec2 in float64 (objective_reference), not pytorch_wavelets."""
+    s, t = _images(levels, size=48)  # db3 (6 taps) needs 5 * 2**levels pixels
+    loss = WaveletDistillationLoss(wave, levels, bands, distance)(s, t)
+    expected = reference_wkd(s, t, wave, levels, bands, distance)
     assert loss.shape == () and loss > 0
-    assert abs(loss.item() - expected.item()) < 1e-6
+    assert loss.item() == pytest.approx(expected.item(), rel=1e-5, abs=1e-7)
+
+
+def test_wkd_haar_four_levels_as_the_authors_run():
+    s, t = _images(4, size=64)
+    loss = WaveletDistillationLoss("haar", 4, "high", "l1")(s, t)
+    assert loss.item() == pytest.approx(reference_wkd(s, t, "haar", 4, "high", "l1").item(),
+                                        rel=1e-5)
 
 
 def test_constant_offset_only_moves_the_low_band():

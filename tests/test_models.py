@@ -10,6 +10,7 @@ from wkd_hf.models import (
     NotAModelFolderError,
     PatchDiscriminator,
     ResnetGenerator,
+    SubMobileResnetGenerator,
     UnetGenerator,
     UnknownModelClassError,
     init_weights,
@@ -27,6 +28,11 @@ CASES = {
     "resnet_zero_dropout_nonorm": (
         ResnetGenerator,
         {"ngf": 4, "n_blocks": 1, "use_dropout": True, "padding_type": "zero", "norm_type": "none"},
+        32,
+    ),
+    "sub_mobile": (
+        SubMobileResnetGenerator,
+        {"channels": [4, 6, 8, 2, 4, 6, 3, 5], "n_blocks": 4, "norm_type": "instance_affine"},
         32,
     ),
     "unet": (UnetGenerator, {"ngf": 4, "num_downs": 5}, 32),
@@ -89,7 +95,9 @@ def test_config_round_trip(name, tmp_path):
     model.save_config(tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert saved["_class_name"] == type(model).__name__
-    assert all(isinstance(v, (str, int, float, bool)) for k, v in saved.items() if k[0] != "_")
+    scalars = (str, int, float, bool)
+    assert all(isinstance(v, scalars) or all(type(i) is int for i in v)  # or a list of widths
+               for k, v in saved.items() if k[0] != "_")
     assert public_config(type(model).from_config(model.config)) == public_config(model)
 
 
@@ -204,3 +212,16 @@ def test_load_pretrained_model_offline_hub_id(hub_offline):
         load_pretrained_model("nobody/no-model", local_files_only=True)
     with pytest.raises(NotAModelFolderError, match="neither an existing folder"):
         load_pretrained_model("./no/such/folder/here")
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if CASES[n][0] is not PatchDiscriminator])
+def test_check_input_size(name):
+    model, x = build(name)
+    model.check_input_size(*x.shape[2:])  # the battery's input size fits
+    multiple = 2**model.config.num_downs if isinstance(model, UnetGenerator) else 4
+    with pytest.raises(ValueError, match=f"{type(model).__name__} needs .*multiples of {multiple}"):
+        model.check_input_size(x.shape[2] + 2, x.shape[3])
+    with pytest.raises(ValueError, match="got 0x"):
+        model.check_input_size(0, x.shape[3])
+    with pytest.raises(ValueError, match="multiples"):
+        model.check_input_size("32", 32)

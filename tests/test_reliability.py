@@ -1,5 +1,6 @@
 """A killed run resumes exactly, a save killed half-way leaves a loadable `latest`, NaN losses stop
-the run, and mistakes in the inputs end with one clear message (real subprocesses, real SIGKILL)."""
+the run, and mistakes in the inputs end with one clear message (real subprocesses, real SIGKILL;
+data: ``photo_pairs``, the demo's photos as side-by-side pairs, built on any machine)."""
 
 import os
 import signal
@@ -39,17 +40,17 @@ def weights(folder):
 
 
 @pytest.mark.parametrize("streaming", [False, True], ids=["map-style", "streaming"])
-def test_sigkill_then_resume_is_bit_identical(tmp_path, facades_subset, pix2pix_teacher,
+def test_sigkill_then_resume_is_bit_identical(tmp_path, photo_pairs, pix2pix_teacher,
                                               streaming):
     extra = ["--streaming"] if streaming else []
     reference = tmp_path / "reference"
-    done = run(distill_command(pix2pix_teacher, facades_subset, reference, "--max_train_steps",
+    done = run(distill_command(pix2pix_teacher, photo_pairs, reference, "--max_train_steps",
                                "12", "--checkpointing_steps", "0", *extra))
     assert done.returncode == 0, done.stderr[-2000:]
     # The same run, made long so it is still training when killed right after checkpoint-3.
     killed = tmp_path / "killed"
     process = subprocess.Popen(
-        distill_command(pix2pix_teacher, facades_subset, killed, "--max_train_steps", "100000",
+        distill_command(pix2pix_teacher, photo_pairs, killed, "--max_train_steps", "100000",
                         "--checkpointing_steps", "3", *extra),
         env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
@@ -59,7 +60,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, facades_subset, pix2pix_
     process.wait()
     latest = resolve_resume_checkpoint(str(killed), "latest")
     assert latest is not None and int(latest.name.split("-")[1]) < 12
-    resumed = run(distill_command(pix2pix_teacher, facades_subset, killed, "--max_train_steps",
+    resumed = run(distill_command(pix2pix_teacher, photo_pairs, killed, "--max_train_steps",
                                   "12", "--checkpointing_steps", "3",
                                   "--resume_from_checkpoint", "latest", *extra))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
@@ -108,19 +109,19 @@ def test_sigkill_during_a_save_keeps_latest_loadable(tmp_path):
     assert state.global_step == 1
 
 
-def test_nan_loss_stops_naming_the_loss_and_keeps_the_checkpoint(tmp_path, facades_subset,
+def test_nan_loss_stops_naming_the_loss_and_keeps_the_checkpoint(tmp_path, photo_pairs,
                                                                  pix2pix_teacher):
     teacher = ResnetGenerator.from_pretrained(pix2pix_teacher)
     with torch.no_grad():
         teacher.model[1].weight.fill_(float("nan"))  # the teacher's first conv
     teacher.save_pretrained(tmp_path / "nan_teacher")
-    result = run(distill_command(tmp_path / "nan_teacher", facades_subset, tmp_path / "out",
+    result = run(distill_command(tmp_path / "nan_teacher", photo_pairs, tmp_path / "out",
                                  "--max_train_steps", "4", "--checkpointing_steps", "1"))
     assert result.returncode == 1
     assert "error: Loss wkd became non-finite (NaN/Inf) at step 1" in result.stderr
     assert "Traceback" not in result.stderr
     assert not list((tmp_path / "out").glob("*.safetensors"))
-    skipped = run(distill_command(tmp_path / "nan_teacher", facades_subset, tmp_path / "skip",
+    skipped = run(distill_command(tmp_path / "nan_teacher", photo_pairs, tmp_path / "skip",
                                   "--max_train_steps", "2", "--skip_nan_steps", "1"))
     assert skipped.returncode == 1 and "1/1 allowed" in skipped.stderr
 
@@ -137,9 +138,9 @@ def write_bad_images(folder: Path, good: Path) -> None:
     Image.new("RGBA", (512, 256), (10, 20, 30, 128)).save(folder / "rgba.png")
 
 
-def test_bad_images_are_skipped_and_named(tmp_path, facades_subset, pix2pix_teacher):
+def test_bad_images_are_skipped_and_named(tmp_path, photo_pairs, pix2pix_teacher):
     data = tmp_path / "data"
-    write_bad_images(data, facades_subset)
+    write_bad_images(data, photo_pairs)
     no_validation = ["--validation_split", "0"]  # every bad file stays in the training rows
     result = run(distill_command(pix2pix_teacher, data, tmp_path / "out", "--max_train_steps",
                                  "6", "--max_bad_fraction", "0.5", *no_validation))
@@ -154,7 +155,7 @@ def test_bad_images_are_skipped_and_named(tmp_path, facades_subset, pix2pix_teac
 
 @pytest.mark.parametrize("case", ["column", "teacher_path", "channels", "levels", "batch",
                                   "hub_offline"])
-def test_input_mistakes_end_with_one_clear_message(tmp_path, facades_subset, pix2pix_teacher,
+def test_input_mistakes_end_with_one_clear_message(tmp_path, photo_pairs, pix2pix_teacher,
                                                    case):
     teacher, extra = pix2pix_teacher, []
     if case == "column":
@@ -172,7 +173,7 @@ def test_input_mistakes_end_with_one_clear_message(tmp_path, facades_subset, pix
         extra, expect = ["--train_batch_size", "0"], "--train_batch_size must be > 0"
     else:
         teacher, expect = "someone/not-downloaded-teacher", "HF_HUB_OFFLINE"
-    command = distill_command(teacher, facades_subset, tmp_path / "out", "--max_train_steps", "1")
+    command = distill_command(teacher, photo_pairs, tmp_path / "out", "--max_train_steps", "1")
     start = time.time()
     result = run(command + extra)
     assert result.returncode != 0
@@ -181,10 +182,10 @@ def test_input_mistakes_end_with_one_clear_message(tmp_path, facades_subset, pix
     assert time.time() - start < 60
 
 
-def test_token_never_reaches_files_or_logs(tmp_path, facades_subset, pix2pix_teacher):
+def test_token_never_reaches_files_or_logs(tmp_path, photo_pairs, pix2pix_teacher):
     token = "hf_NEVER_WRITE_ME_987"
     out = tmp_path / "out"
-    result = run(distill_command(pix2pix_teacher, facades_subset, out, "--max_train_steps", "2",
+    result = run(distill_command(pix2pix_teacher, photo_pairs, out, "--max_train_steps", "2",
                                  "--checkpointing_steps", "1", "--hub_token", token,
                                  "--report_to", "tensorboard"))
     assert result.returncode == 0, result.stderr[-2000:]

@@ -19,9 +19,9 @@ from wkd_hf.training import (
 )
 
 
-def test_linear_schedule_is_pix2pix_constant_then_decay():
+def test_pix2pix_schedule_is_constant_then_linear_decay():
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = build_lr_scheduler(optimizer, "linear", max_steps=10, decay_steps=4)
+    scheduler = build_lr_scheduler(optimizer, "pix2pix_linear", max_steps=10, decay_steps=4)
     lrs = []
     for _ in range(10):
         lrs.append(scheduler.get_last_lr()[0])
@@ -29,10 +29,28 @@ def test_linear_schedule_is_pix2pix_constant_then_decay():
         scheduler.step()
     assert lrs[:7] == [1.0] * 7
     assert lrs[7:] == pytest.approx([0.8, 0.6, 0.4])
-    with pytest.raises(ValueError, match="cosine"):
-        build_lr_scheduler(optimizer, "cosine", 10)
+    with pytest.raises(ValueError, match="step_lr"):
+        build_lr_scheduler(optimizer, "step_lr", 10)
     with pytest.raises(ValueError, match="lr_decay_steps=20"):
-        build_lr_scheduler(optimizer, "linear", 10, 20)
+        build_lr_scheduler(optimizer, "pix2pix_linear", 10, 20)
+
+
+def test_diffusers_schedule_names_mean_what_they_mean_in_diffusers():
+    """``linear`` is diffusers' (warm-up, then decay from the first step), not pix2pix's."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = build_lr_scheduler(optimizer, "linear", max_steps=10, warmup_steps=2)
+    lrs = []
+    for _ in range(10):
+        lrs.append(scheduler.get_last_lr()[0])
+        optimizer.step()
+        scheduler.step()
+    assert lrs == pytest.approx([0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125])
+    from wkd_hf.script_args import LR_SCHEDULER_CHOICES
+    from wkd_hf.training import LR_SCHEDULERS
+
+    assert set(LR_SCHEDULER_CHOICES) == set(LR_SCHEDULERS)
+    for name in LR_SCHEDULERS:
+        build_lr_scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), name, 10)
 
 
 def test_checkpoints_are_renamed_complete_and_pruned(tmp_path):

@@ -17,36 +17,56 @@ import sys
 
 from accelerate.logging import get_logger
 
-from wkd_hf.distillation import CycleDistiller, PairedDistiller, WKDConfig, build_feature_kd
+from wkd_hf.budget import parse_macs, pick_student
+from wkd_hf.distillation import (
+    CycleDistiller,
+    PairedDistiller,
+    WKDConfig,
+    build_feature_kd,
+    default_gan_mode,
+)
 from wkd_hf.recipes import (
     build_discriminator,
     build_student,
+    check_resolution_fits,
     check_teacher_fits_data,
+    discriminator_init_paths,
     load_teachers,
 )
-from wkd_hf.run import GANRun, add_common_args, prepare_run, run_cli
+from wkd_hf.run import GANRun, ScriptArgumentParser, add_common_args, prepare_run, run_cli
 
 logger = get_logger(__name__)
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__.split("\n")[1],  # no abbreviations
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     model = parser.add_argument_group("teacher and student")
     model.add_argument("--teacher_model_name_or_path", required=True,
                        help="Hub id, save_pretrained folder, or pytorch-CycleGAN-and-pix2pix .pth.")
     model.add_argument("--teacher_subfolder", default=None)
-    model.add_argument("--student_ngf", type=int, default=24,
-                       help="Student width (ngf 64 -> 24: the paper's 7.08x fewer parameters).")
-    model.add_argument("--student_block_type", choices=("resnet", "mobile"), default=None,
-                       help="ResNet students: plain or depthwise-separable blocks (default resnet).")
+    model.add_argument("--student_ngf", type=int, default=None,
+                       help="Student width (default 24; ngf 64 -> 24: the paper's 7.08x fewer "
+                            "parameters). Not with --student_macs_budget / --student_speedup.")
+    model.add_argument("--student_macs_budget", default=None,
+                       help="Pick the widest student whose MACs per image at --resolution fit, "
+                            "e.g. 3.5G or 800M (wkd_hf.budget.pick_student).")
+    model.add_argument("--student_speedup", type=float, default=None,
+                       help="Pick the widest student with at least this many times fewer MACs "
+                            "than the teacher at --resolution, e.g. 10.")
+    model.add_argument("--student_block_type", choices=("resnet", "mobile", "auto"), default=None,
+                       help="ResNet students: plain or depthwise-separable blocks (default "
+                            "resnet); 'auto' (with a budget) sizes both and keeps the one whose "
+                            "MACs come closest to the budget.")
     model.add_argument("--student_n_blocks", type=int, default=None,
                        help="ResNet students: residual blocks (default: the teacher's).")
     model.add_argument("--discriminator_ndf", type=int, default=32,
                        help="Shrunk discriminator width (the teacher's is 64; 32 is ~4x smaller).")
     model.add_argument("--discriminator_n_layers", type=int, default=3)
     model.add_argument("--teacher_discriminator_path", default=None,
-                       help="Initialise the student discriminator from this one (shapes must match).")
+                       help="Initialise the student discriminator from this one (shapes must "
+                            "match). Cycle mode: a CycleGAN teacher folder; D_A starts from its "
+                            "discriminator_a/, D_B from discriminator_b/.")
     method = parser.add_argument_group("method (saved as wkd_config.json)")
     method.add_argument("--mode", choices=("paired", "teacher_target", "cycle"), default="paired")
     method.add_argument("--wkd_wave", default="haar")
@@ -63,8 +83,28 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     method.add_argument("--pool_size", type=int, default=50)
     add_common_args(parser)
     args = parser.parse_args(input_args)
-    if args.student_ngf <= 0 or args.discriminator_ndf <= 0:
+    args.gan_mode = args.gan_mode or default_gan_mode(args.mode)
+    budgeted = args.student_macs_budget is not None or args.student_speedup is not None
+    if args.student_macs_budget is not None and args.student_speedup is not None:
+        parser.error("pass one of --student_macs_budget and --student_speedup, not both.")
+    if budgeted and args.student_ngf is not None:
+        parser.error("--student_ngf fixes the width; drop it to size the student with "
+                     "--student_macs_budget / --student_speedup.")
+    if args.student_block_type == "auto" and not budgeted:
+        parser.error("--student_block_type auto needs --student_macs_budget or --student_speedup.")
+    if args.student_macs_budget is not None:
+        try:
+            parse_macs(args.student_macs_budget)
+        except ValueError as error:
+            parser.error(f"--student_macs_budget: {error}")
+    if args.student_speedup is not None and not args.student_speedup > 1:
+        parser.error(f"--student_speedup must be > 1, got {args.student_speedup}.")
+    if not budgeted and args.student_ngf is None:
+        args.student_ngf = 24
+    if (args.student_ngf is not None and args.student_ngf <= 0) or args.discriminator_ndf <= 0:
         parser.error("--student_ngf and --discriminator_ndf must be > 0.")
+    if args.student_n_blocks is not None and args.student_n_blocks < 1:
+        parser.error(f"--student_n_blocks must be >= 1, got {args.student_n_blocks}.")
     return args
 
 
@@ -85,13 +125,24 @@ def build_models(args: argparse.Namespace, config: WKDConfig) -> GANRun:
                              args.teacher_subfolder)
     for teacher in teachers.values():
         check_teacher_fits_data(teacher)
+    if args.student_macs_budget is not None or args.student_speedup is not None:
+        choice = pick_student(teachers["a2b"], macs_budget=args.student_macs_budget,
+                              speedup=args.student_speedup, resolution=args.resolution,
+                              block_type=args.student_block_type, n_blocks=args.student_n_blocks)
+        logger.info(f"Budget: {choice.summary()}", main_process_only=True)
+        # args.json (and so the card's run record) keeps the budget and what it picked
+        args.student_ngf, args.student_block_type = choice.ngf, choice.block_type
+        args.student_budget_result = choice.to_dict()
     students = {key: build_student(t, args.student_ngf, args.student_block_type,
                                    args.student_n_blocks) for key, t in teachers.items()}
+    for key, teacher in teachers.items():  # before any step: a bad size fails inside the loss
+        check_resolution_fits(teacher, args.resolution, "teacher")
+        check_resolution_fits(students[key], args.resolution, "student")
     channels = 3 * (2 if config.conditional_discriminator else 1)
     norm = "instance" if args.mode != "paired" else "batch"
+    init = discriminator_init_paths(args.teacher_discriminator_path, list(teachers), args.mode)
     discriminators = {key: build_discriminator(channels, args.discriminator_ndf,
-                                               args.discriminator_n_layers, norm,
-                                               args.teacher_discriminator_path)
+                                               args.discriminator_n_layers, norm, init[key])
                       for key in teachers}
     feature_kd = {key: kd for key in teachers
                   if (kd := build_feature_kd(students[key], teachers[key], config)) is not None}

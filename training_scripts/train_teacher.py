@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 import sys
 
-from wkd_hf.distillation import CycleDistiller, PairedDistiller, WKDConfig
+from wkd_hf.distillation import CycleDistiller, PairedDistiller, WKDConfig, default_gan_mode
 from wkd_hf.models import ResnetGenerator, UnetGenerator
-from wkd_hf.recipes import build_discriminator
-from wkd_hf.run import GANRun, add_common_args, prepare_run, run_cli
+from wkd_hf.recipes import build_discriminator, check_resolution_fits
+from wkd_hf.run import GANRun, ScriptArgumentParser, add_common_args, prepare_run, run_cli
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__.split("\n")[1],  # no abbreviations
+                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     model = parser.add_argument_group("networks (saved in each config.json)")
     model.add_argument("--mode", choices=("paired", "cycle"), default="paired")
     model.add_argument("--generator", choices=("resnet", "unet"), default="resnet",
@@ -44,6 +44,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     add_common_args(parser)
     args = parser.parse_args(input_args)
     args.norm_type = args.norm_type or ("batch" if args.mode == "paired" else "instance")
+    args.gan_mode = args.gan_mode or default_gan_mode(args.mode)
     return args
 
 
@@ -63,7 +64,10 @@ def build_models(args: argparse.Namespace) -> GANRun:
                        pool_size=args.pool_size, conditional_discriminator=args.mode == "paired")
     keys = ("a2b", "b2a") if args.mode == "cycle" else ("a2b",)
     d_channels = 6 if args.mode == "paired" else 3
-    return GANRun(config=config, generators={k: build_generator(args) for k in keys},
+    generators = {k: build_generator(args) for k in keys}
+    for generator in generators.values():  # before any step: a bad size fails inside the loss
+        check_resolution_fits(generator, args.resolution)
+    return GANRun(config=config, generators=generators,
                   discriminators={k: build_discriminator(d_channels, args.ndf, args.n_layers_D,
                                                          args.norm_type) for k in keys})
 

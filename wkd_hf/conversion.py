@@ -5,8 +5,10 @@ architecture from its keys and shapes, load it with ``strict=True``, ``save_pret
 
 Supported: state dicts (``.pth``/``.pt``/``.bin``/``.safetensors``, ``module.`` prefix or not) of
 upstream's ``ResnetGenerator``, ``UnetGenerator`` and ``NLayerDiscriminator``, and of GAN
-Compression's full-width ResNet and ``MobileResnetGenerator``; also folders or Hub repos holding
-such a state dict (e.g. huggan-style ``pytorch_model.bin`` + ``config.json``).
+Compression's full-width ResNet, ``MobileResnetGenerator`` and compressed
+``SubMobileResnetGenerator`` (per-stage widths, read from the conv shapes); also folders or Hub
+repos holding such a state dict (e.g. huggan-style ``pytorch_model.bin`` + ``config.json``).
+Git LFS pointers, text files and truncated files given as checkpoints are named as such.
 Not supported, with an explanation: huggan's own PyTorch-GAN models (``GeneratorUNet``,
 ``GeneratorResNet``, ``Discriminator``), which differ in kind, not in names: no biases, instance
 norm, encoder dropout and an Upsample head (U-Net); Upsample + 3x3 conv instead of transposed
@@ -31,11 +33,13 @@ from .models import (
     MODEL_CLASSES,
     PatchDiscriminator,
     ResnetGenerator,
+    SubMobileResnetGenerator,
     UnetGenerator,
     hub_download,
     load_pretrained_model,
     read_model_config,
 )
+from .models.loading import weights_file_problem
 
 logger = logging.getLogger(__name__)
 
@@ -59,19 +63,30 @@ class UnrecognizedCheckpointError(ValueError):
 
 
 def load_checkpoint_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Read a state dict: safetensors, or ``torch.load(weights_only=True)`` for anything else."""
+    """Read a state dict: safetensors, or ``torch.load(weights_only=True)`` for anything else.
+    Git LFS pointers, text and empty files are refused first, each with what to do about it."""
     path = os.fspath(path)
+    problem = weights_file_problem(path)
+    if problem:
+        raise UnrecognizedCheckpointError(problem)
     if path.endswith(".safetensors"):
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        return load_file(path, device="cpu")
+        try:
+            return load_file(path, device="cpu")
+        except SafetensorError as err:
+            raise UnrecognizedCheckpointError(
+                f"{path!r} is not a readable safetensors file (truncated or corrupt: {err}); "
+                "download or save it again"
+            ) from err
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, EOFError, RuntimeError) as err:
-        if "GLOBAL" not in str(err):  # torch names a blocked GLOBAL when it refuses code
-            raise UnrecognizedCheckpointError(
-                f"{path!r} is not a readable PyTorch checkpoint (corrupt, empty or another "
-                f"format): {_blocked_global(err) or type(err).__name__}"
+    except Exception as err:  # noqa: BLE001 - weights_only: nothing ran; any failure is a bad file
+        if not isinstance(err, pickle.UnpicklingError) or "GLOBAL" not in str(err):
+            raise UnrecognizedCheckpointError(  # torch names a blocked GLOBAL when it refuses code
+                f"{path!r} is not a readable PyTorch checkpoint (truncated, corrupt or another "
+                f"format: {_blocked_global(err) or type(err).__name__}); download or save it again"
             ) from err
         raise UnsafeCheckpointError(
             f"refused to load {path!r}: it is a pickle holding more than tensors (a whole model "
@@ -119,11 +134,39 @@ def _conv_indices(state_dict: Mapping[str, torch.Tensor], pattern: str) -> list[
     return sorted(int(m.group(1)) for m, value in matches if m and value.ndim == 4)
 
 
+def _conv(sd: Mapping[str, torch.Tensor], key: str) -> torch.Tensor:
+    """``sd[key]``, which must be a 4-d conv weight: (out, in, k, k), or (in, out, k, k) for a
+    transposed conv."""
+    value = sd.get(key)
+    if not isinstance(value, torch.Tensor) or value.ndim != 4:
+        found = f"shape {tuple(value.shape)}" if isinstance(value, torch.Tensor) else "missing"
+        raise UnrecognizedCheckpointError(
+            f"{key!r} should be a 4-d conv weight but is {found}: the key names follow the "
+            "pix2pix layout, the tensors do not (another network, or an edited state dict)"
+        )
+    return value
+
+
 def _norm_type(state_dict: Mapping[str, torch.Tensor], norm_key: str, conv_key: str) -> str:
-    """Batch norm has affine weights; upstream instance norm has none but its convs have a bias."""
+    """Batch norm has affine weights and running stats; affine instance norm only the weights;
+    upstream's instance norm has neither but its convs have a bias; else no norm."""
     if f"{norm_key}.weight" in state_dict:
-        return "batch"
+        return "batch" if f"{norm_key}.running_mean" in state_dict else "instance_affine"
     return "instance" if f"{conv_key}.bias" in state_dict else "none"
+
+
+def _stage_widths(sd: Mapping[str, torch.Tensor], n: int, sep: int) -> list[int]:
+    """GAN Compression's 8 stage widths ``c`` (see ``SubMobileResnetGenerator``) from the conv
+    shapes of a mobile ResNet with ``n`` blocks whose separable convs sit at ``conv_block.<sep>``;
+    a stage without blocks (n < 7) repeats the previous width. ``[ngf] * 8`` is the full width."""
+    c = [_conv(sd, "model.1.weight").shape[0], _conv(sd, "model.4.weight").shape[0] // 2]
+    c.append(_conv(sd, "model.7.weight").shape[0] // 4)
+    for first in (0, 3, 6):  # blocks 0-2, 3-5, 6-8 share a width
+        key = f"model.{10 + first}.conv_block.{sep}.conv.2.weight"
+        c.append(_conv(sd, key).shape[0] // 4 if first < n else c[-1])
+    c.append(_conv(sd, f"model.{10 + n}.weight").shape[1] // 2)  # ConvTranspose: (in, out, k, k)
+    c.append(_conv(sd, f"model.{13 + n}.weight").shape[1])
+    return c
 
 
 def _infer_resnet(sd: Mapping[str, torch.Tensor]) -> tuple[type, dict]:
@@ -135,9 +178,9 @@ def _infer_resnet(sd: Mapping[str, torch.Tensor]) -> tuple[type, dict]:
             f"consecutive from model.10) or the output conv model.{17 + n} is missing"
         )
     config = {
-        "in_channels": sd["model.1.weight"].shape[1],
-        "out_channels": sd[f"model.{17 + n}.weight"].shape[0],
-        "ngf": sd["model.1.weight"].shape[0],
+        "in_channels": _conv(sd, "model.1.weight").shape[1],
+        "out_channels": _conv(sd, f"model.{17 + n}.weight").shape[0],
+        "ngf": _conv(sd, "model.1.weight").shape[0],
         "n_blocks": n,
         "norm_type": _norm_type(sd, "model.2", "model.1"),
         "block_type": "resnet",
@@ -160,6 +203,12 @@ def _infer_resnet(sd: Mapping[str, torch.Tensor]) -> tuple[type, dict]:
     if use_dropout:  # GAN Compression's ResNet also has the slot, at a rate it does not record
         logger.info("Residual blocks have a Dropout slot: use_dropout=True (pix2pix: rate 0.5)")
     config.update(block_type="mobile" if mobile else "resnet", padding_type=padding_type)
+    channels = _stage_widths(sd, n, convs[0]) if mobile else None
+    if channels and len(set(channels)) > 1:  # a compressed (per-stage width) mobile ResNet
+        logger.info("Per-stage widths %s: GAN Compression's SubMobileResnetGenerator (config_str "
+                    "%s)", channels, "_".join(map(str, channels)))
+        del config["ngf"], config["block_type"]
+        return SubMobileResnetGenerator, {**config, "channels": channels}
     return ResnetGenerator, {**config, "use_dropout": use_dropout}
 
 
@@ -173,15 +222,39 @@ def _infer_unet(sd: Mapping[str, torch.Tensor]) -> tuple[type, dict]:
             f"U-Net-like state dict with {num_downs} levels (at least 5 expected) or without the "
             "output conv 'model.model.3.weight'"
         )
-    logger.info("U-Net dropout leaves no trace in weights: assuming pix2pix's use_dropout=True")
+    for prefix in prefixes[:-1]:  # the last prefix is the one that was not found
+        _conv(sd, prefix + ("0.weight" if prefix == prefixes[0] else "1.weight"))
+    norm_type = _norm_type(sd, prefixes[1] + "2", prefixes[1] + "1")
+    # Upstream appends Dropout after the up path of a level: it shifts no index, so the weights
+    # cannot tell. Follow upstream's defaults: pix2pix (batch norm) trains with dropout, CycleGAN
+    # (instance norm) with --no_dropout.
+    use_dropout = norm_type == "batch"
+    logger.info("U-Net dropout leaves no trace in the weights: use_dropout=%s, upstream's default "
+                "for a %s-norm U-Net (pix2pix: batch + dropout; CycleGAN: instance, no dropout); "
+                "override with --use_dropout", use_dropout, norm_type)
     return UnetGenerator, {
-        "in_channels": sd["model.model.0.weight"].shape[1],
-        "out_channels": sd["model.model.3.weight"].shape[1],  # ConvTranspose: (in, out, k, k)
-        "ngf": sd["model.model.0.weight"].shape[0],
+        "in_channels": _conv(sd, "model.model.0.weight").shape[1],
+        "out_channels": _conv(sd, "model.model.3.weight").shape[1],  # ConvTranspose: (in, out, ..)
+        "ngf": _conv(sd, "model.model.0.weight").shape[0],
         "num_downs": num_downs,
-        "norm_type": _norm_type(sd, prefixes[1] + "2", prefixes[1] + "1"),
-        "use_dropout": True,
+        "norm_type": norm_type,
+        "use_dropout": use_dropout,
     }
+
+
+def _not_a_patchgan(sd: Mapping[str, torch.Tensor], convs: list[int]) -> str | None:
+    """Why the ``model.<i>`` convs cannot be an NLayerDiscriminator's (all 4x4, each taking the
+    previous one's output channels), or None."""
+    for i in convs:
+        if tuple(sd[f"model.{i}.weight"].shape[2:]) != (4, 4):
+            shape = tuple(sd[f"model.{i}.weight"].shape)
+            return f"model.{i}.weight has shape {shape}, but a PatchGAN's convs are all 4x4"
+    for a, b in zip(convs, convs[1:]):
+        out_a, in_b = sd[f"model.{a}.weight"].shape[0], sd[f"model.{b}.weight"].shape[1]
+        if in_b != out_a:
+            return (f"model.{b} takes {in_b} channels but model.{a} gives {out_a} (a transposed "
+                    "conv, whose weight is (in, out, k, k)?)")
+    return None
 
 
 def _infer_discriminator(sd: Mapping[str, torch.Tensor]) -> tuple[type, dict]:
@@ -192,8 +265,18 @@ def _infer_discriminator(sd: Mapping[str, torch.Tensor]) -> tuple[type, dict]:
             "this is the huggan / PyTorch-GAN Discriminator (four stride-2 layers, ZeroPad2d, "
             "bias-free last conv), not pix2pix's NLayerDiscriminator: its layout cannot be mapped"
         )
+    why = _not_a_patchgan(sd, convs)
+    if why:
+        raise UnrecognizedCheckpointError(
+            f"a flat 'model.<i>' state dict that is not a PatchGAN discriminator: {why}. It "
+            "looks like a generator of a layout wkd_hf does not know. Expected one of:\n  "
+            + "\n  ".join(EXPECTED_LAYOUTS)
+        )
     if n_layers < 1 or convs != [0] + [2 + 3 * k for k in range(n_layers + 1)]:
-        raise UnrecognizedCheckpointError(f"PatchGAN-like state dict with convs at model.{convs}")
+        raise UnrecognizedCheckpointError(
+            f"PatchGAN-like state dict (4x4 convs) but with convs at model.{convs}; "
+            "NLayerDiscriminator's sit at model.0, 2, 5, 8, ..."
+        )
     return PatchDiscriminator, {
         "in_channels": sd["model.0.weight"].shape[1],
         "ndf": sd["model.0.weight"].shape[0],
@@ -202,21 +285,43 @@ def _infer_discriminator(sd: Mapping[str, torch.Tensor]) -> tuple[type, dict]:
     }
 
 
+def _block_resnet_error(sd: Mapping[str, torch.Tensor]) -> UnrecognizedCheckpointError:
+    """A ResNet whose residual blocks are ``model.<i>.block.``: PyTorch-GAN's GeneratorResNet
+    (huggan) when it upsamples with Upsample + 3x3 conv, else an unknown variant."""
+    blocks = sorted({int(k.split(".")[1]) for k in sd if re.match(r"model\.\d+\.block\.", k)})
+    after = blocks[-1] + 1  # pix2pix: a ConvTranspose here; PyTorch-GAN: Upsample, then a conv
+    if f"model.{after}.weight" not in sd and f"model.{after + 1}.weight" in sd:
+        return UnrecognizedCheckpointError(
+            "this is huggan / PyTorch-GAN's GeneratorResNet (residual blocks 'model.<i>.block.', "
+            "Upsample + 3x3 conv instead of transposed convs); its architecture differs from "
+            "pix2pix's (see wkd_hf.conversion's docstring) and its weights cannot be mapped"
+        )
+    return UnrecognizedCheckpointError(
+        f"a ResNet whose residual blocks are keyed 'model.<i>.block.' (at model.{blocks}), where "
+        "pix2pix uses 'model.<i>.conv_block.', and that upsamples at "
+        f"model.{after}: not a layout wkd_hf knows. If it is pix2pix's ResnetGenerator under "
+        "another name, rename '.block.' to '.conv_block.' in the state dict and convert again"
+    )
+
+
 def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> tuple[type[ModelMixin], dict]:
     """The wkd_hf class and config kwargs whose module layout matches ``state_dict``.
 
     Reads the family from the key structure, channels from conv shapes, norm from which parameters
-    exist, dropout from index shifts (ResNet). Raises ``UnrecognizedCheckpointError`` otherwise.
+    exist, dropout from index shifts (ResNet) or upstream's defaults (U-Net: it leaves no trace).
+    Raises ``UnrecognizedCheckpointError`` otherwise.
     """
     sd = _as_state_dict(state_dict, "state dict")
     stem = sd.get("model.1.weight")
-    if "down1.model.0.weight" in sd or any(re.match(r"model\.\d+\.block\.", k) for k in sd):
+    if "down1.model.0.weight" in sd:
         raise UnrecognizedCheckpointError(
-            "this is a huggan / PyTorch-GAN model (GeneratorUNet or GeneratorResNet); its "
-            "architecture differs from pix2pix's (see wkd_hf.conversion's docstring) and its "
-            "weights cannot be mapped onto ResnetGenerator / UnetGenerator"
+            "this is huggan / PyTorch-GAN's GeneratorUNet ('down1.model...'); its architecture "
+            "differs from pix2pix's (see wkd_hf.conversion's docstring) and its weights cannot be "
+            "mapped onto UnetGenerator"
         )
-    if stem is not None and stem.ndim == 4 and stem.shape[-1] == 7:
+    if any(re.match(r"model\.\d+\.block\.", k) for k in sd):
+        raise _block_resnet_error(sd)
+    if isinstance(stem, torch.Tensor) and stem.ndim == 4 and stem.shape[-1] == 7:
         cls, config = _infer_resnet(sd)
     elif "model.model.0.weight" in sd:
         cls, config = _infer_unet(sd)
@@ -280,6 +385,21 @@ def _read_source(checkpoint: str | os.PathLike) -> dict[str, torch.Tensor] | Mod
     raise UnrecognizedCheckpointError(f"Hub repo {path!r} has none of {WEIGHT_FILES}")
 
 
+def _build_and_load(sd: dict[str, torch.Tensor], overrides: Mapping[str, Any] | None) -> ModelMixin:
+    """The inferred model with ``sd`` loaded strictly."""
+    cls, config = infer_architecture(sd)
+    config.update(overrides or {})
+    model = cls(**config)
+    try:
+        model.load_state_dict(_fit_norm_buffers(sd, model), strict=True)
+    except RuntimeError as err:
+        raise UnrecognizedCheckpointError(
+            f"inferred {cls.__name__}({config}), but the weights do not fit it "
+            f"(a pruned or custom variant?): {str(err)[:600]}"
+        ) from err
+    return model
+
+
 def convert_pix2pix_checkpoint(
     checkpoint: str | os.PathLike | Mapping[str, torch.Tensor],
     output_dir: str | os.PathLike | None = None,
@@ -292,7 +412,7 @@ def convert_pix2pix_checkpoint(
         checkpoint: a state dict, a checkpoint file, a folder holding one, or a Hub repo id.
         output_dir: if given, ``save_pretrained`` the model there (config.json + safetensors).
         overrides: config values to force over the inferred ones, for what weights do not record
-            (e.g. ``{"use_dropout": False}`` for a U-Net trained without dropout).
+            (e.g. ``{"use_dropout": False}`` for a batch-norm U-Net trained without dropout).
 
     Raises:
         UnsafeCheckpointError, UnrecognizedCheckpointError, and the loading errors of
@@ -305,16 +425,11 @@ def convert_pix2pix_checkpoint(
     if isinstance(source, ModelMixin):
         model = source
     else:
-        cls, config = infer_architecture(source)
-        config.update(overrides or {})
-        model = cls(**config)
+        where = "" if isinstance(checkpoint, Mapping) else f"{os.fspath(checkpoint)!r}: "
         try:
-            model.load_state_dict(_fit_norm_buffers(source, model), strict=True)
-        except RuntimeError as err:
-            raise UnrecognizedCheckpointError(
-                f"inferred {cls.__name__}({config}), but the weights do not fit it "
-                f"(a pruned or custom variant?): {str(err)[:600]}"
-            ) from err
+            model = _build_and_load(source, overrides)
+        except UnrecognizedCheckpointError as err:
+            raise UnrecognizedCheckpointError(f"{where}{err}") from err
     model.eval()
     if output_dir is not None:
         model.save_pretrained(output_dir)
@@ -332,10 +447,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``wkd-convert --checkpoint PATH --output_dir DIR``: convert and save; without
     ``--output_dir`` only report the inferred architecture."""
     description = "Convert a pix2pix / CycleGAN / GAN Compression checkpoint to a wkd_hf folder."
-    parser = argparse.ArgumentParser(prog="wkd-convert", description=description)
+    parser = argparse.ArgumentParser(prog="wkd-convert", description=description,
+                                     allow_abbrev=False)
     parser.add_argument("--checkpoint", required=True, help="file, folder or Hub repo id")
     parser.add_argument("--output_dir", help="save_pretrained folder; omit to only inspect")
-    dropout_help = "force use_dropout (U-Net checkpoints do not record it; default: true)"
+    dropout_help = ("force use_dropout (U-Net checkpoints do not record it; default: true for "
+                    "batch norm, as pix2pix trains, false otherwise, as CycleGAN)")
     parser.add_argument("--use_dropout", choices=("true", "false"), help=dropout_help)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

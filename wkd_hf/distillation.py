@@ -6,6 +6,15 @@ A distiller owns no optimizer, dataloader or file. The training scripts call, pe
     d_loss, d_logs = distiller.discriminator_loss(batch, outputs)
     g_loss, g_logs = distiller.generator_loss(batch, outputs)
 
+and updates the networks in ``distiller.update_order``: pix2pix's (discriminator, then generator
+against the updated discriminator) for :class:`PairedDistiller`; CycleGAN's and the WKD authors'
+(generators with the discriminators frozen, then the discriminators on pooled fakes) for
+:class:`CycleDistiller`.
+
+A distiller is an ``nn.Module`` holding the networks and every tensor of its losses (DWT filters,
+feature-KD adapters), so ``distiller.to(device)`` moves all of them: nothing stays on the CPU
+while the batch is on a GPU. Its ``train()`` never unfreezes a teacher.
+
 With ``teacher=None`` a distiller is the plain pix2pix / CycleGAN objective: that is how
 ``train_teacher.py`` trains teachers, so teachers and students share one implementation.
 
@@ -35,6 +44,14 @@ from .losses import (
 WKD_CONFIG_NAME = "wkd_config.json"
 MODES = ("paired", "teacher_target", "cycle")
 BANDS = ("high", "low", "all", "none")
+DISCRIMINATOR_FIRST = ("discriminator", "generator")  # pix2pix
+GENERATOR_FIRST = ("generator", "discriminator")  # CycleGAN and the WKD authors' code
+
+
+def default_gan_mode(mode: str) -> str:
+    """The reference recipe's GAN loss: pix2pix's ``vanilla`` (BCE with logits) for ``paired``,
+    CycleGAN's ``lsgan`` for the unpaired modes."""
+    return "vanilla" if mode == "paired" else "lsgan"
 
 
 @dataclass(frozen=True)
@@ -53,7 +70,8 @@ class WKDConfig:
         lambda_wkd: weight of the WKD term (the authors' runs: 0.4).
         lambda_recon: weight of L1(student, target) (pix2pix: 100). Unused in ``cycle`` mode.
         lambda_gan: weight of the generator's GAN term.
-        gan_mode: ``lsgan``, ``vanilla`` or ``hinge``.
+        gan_mode: ``lsgan``, ``vanilla`` or ``hinge``; None picks the reference recipe's
+            (:func:`default_gan_mode`: vanilla for ``paired``, lsgan otherwise).
         kd_output_weight: weight of output KD, L1(student, teacher) (a baseline).
         kd_feature_weight: weight of feature KD through 1x1 adapters (a baseline).
         kd_feature_layers: generator feature names for feature KD (empty: the generator's defaults).
@@ -70,7 +88,7 @@ class WKDConfig:
     lambda_wkd: float = 0.4
     lambda_recon: float = 100.0
     lambda_gan: float = 1.0
-    gan_mode: str = "lsgan"
+    gan_mode: str | None = None
     kd_output_weight: float = 0.0
     kd_feature_weight: float = 0.0
     kd_feature_layers: tuple[str, ...] = field(default_factory=tuple)
@@ -82,6 +100,10 @@ class WKDConfig:
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise ValueError(f"mode={self.mode!r} is not one of {MODES}.")
+        if self.gan_mode is None:
+            object.__setattr__(self, "gan_mode", default_gan_mode(self.mode))
+        if self.gan_mode not in ("lsgan", "vanilla", "hinge"):
+            raise ValueError(f"gan_mode={self.gan_mode!r} is not one of lsgan, vanilla, hinge.")
         if self.bands not in BANDS:
             raise ValueError(f"bands={self.bands!r} is not one of {BANDS}.")
         if self.distance not in ("l1", "l2"):
@@ -133,26 +155,35 @@ class GeneratorOutputs:
 
 class ImagePool:
     """CycleGAN's history of generated images (Shrivastava et al.): the discriminator sees a mix
-    of current and past fakes. Randomness comes from torch's global RNG, so runs are seedable and
-    the pool is restored on resume through ``state_dict``.
+    of current and past fakes.
+
+    Its randomness comes from its own generator (seeded with ``seed``, default: from torch's
+    global seed), not from the global RNG, whose draws depend on when data loaders start; with
+    ``state_dict`` (images and generator state) a resumed run replays the pool exactly.
     """
 
-    def __init__(self, pool_size: int = 50):
+    def __init__(self, pool_size: int = 50, seed: int | None = None):
         self.pool_size = pool_size
         self.images: list[Tensor] = []
+        self.generator = torch.Generator().manual_seed(
+            torch.initial_seed() % 2**63 if seed is None else seed)
 
     def query(self, images: Tensor) -> Tensor:
-        """images: N x C x H x W (detached) -> N x C x H x W, each either itself or a past fake."""
+        """images: N x C x H x W (detached) -> N x C x H x W, each either itself or a past fake.
+
+        Stored images follow the incoming batch's device and dtype (a pool restored from a
+        checkpoint holds CPU tensors until its first query)."""
         if self.pool_size == 0:
             return images
+        self.images = [image.to(images.device, images.dtype) for image in self.images]
         returned = []
         for image in images.detach():
             image = image.unsqueeze(0)
             if len(self.images) < self.pool_size:
                 self.images.append(image.clone())
                 returned.append(image)
-            elif torch.rand(()) < 0.5:
-                index = int(torch.randint(0, self.pool_size, ()))
+            elif torch.rand((), generator=self.generator) < 0.5:
+                index = int(torch.randint(0, self.pool_size, (), generator=self.generator))
                 returned.append(self.images[index].clone())
                 self.images[index] = image.clone()
             else:
@@ -160,11 +191,23 @@ class ImagePool:
         return torch.cat(returned, 0)
 
     def state_dict(self) -> dict:
-        return {"pool_size": self.pool_size, "images": [image.cpu() for image in self.images]}
+        """``{"pool_size": int, "images": [1 x C x H x W], "rng_state": uint8 tensor}``."""
+        return {"pool_size": self.pool_size, "images": [image.cpu() for image in self.images],
+                "rng_state": self.generator.get_state()}
 
     def load_state_dict(self, state: dict) -> None:
         self.pool_size = state["pool_size"]
         self.images = list(state["images"])
+        if state.get("rng_state") is not None:
+            self.generator.set_state(state["rng_state"].cpu().to(torch.uint8))
+
+    def snapshot(self) -> list[Tensor]:
+        """The stored images (a shallow copy: queries replace entries, never mutate them)."""
+        return list(self.images)
+
+    def restore(self, snapshot: list[Tensor]) -> None:
+        """Undo the queries made since :meth:`snapshot` (a skipped batch)."""
+        self.images = list(snapshot)
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
@@ -248,8 +291,27 @@ def _run_generator(generator: nn.Module, x: Tensor, with_features: bool
     return generator(x), None
 
 
-class PairedDistiller:
+class _Distiller(nn.Module):
+    """What both distillers share: the teacher(s) stay frozen and in eval mode."""
+
+    update_order: tuple[str, str] = DISCRIMINATOR_FIRST
+    pools: dict[str, ImagePool]
+
+    def train(self, mode: bool = True) -> _Distiller:
+        super().train(mode)
+        for teacher in self._teachers():
+            teacher.eval()
+        return self
+
+    def _teachers(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+
+class PairedDistiller(_Distiller):
     """pix2pix-style distillation (``paired`` and ``teacher_target`` modes).
+
+    Update order: pix2pix's. The discriminator is updated first, then the student against the
+    updated discriminator (``update_order == ("discriminator", "generator")``).
 
     Objective of the student G (D the student's, shrunk, discriminator)::
 
@@ -274,11 +336,16 @@ class PairedDistiller:
             raise ValueError("mode='cycle' needs CycleDistiller, not PairedDistiller.")
         if config.uses_teacher and teacher is None:
             raise ValueError(f"The settings {config} use a teacher, but teacher=None.")
+        super().__init__()
         self.student, self.discriminator, self.config = student, discriminator, config
         self.teacher = freeze_teacher(teacher) if teacher is not None else None
         self.feature_kd = feature_kd
         self.gan_loss = GANLoss(config.gan_mode)
         self.terms = _DistillationTerms(config)
+        self.pools = {}
+
+    def _teachers(self) -> list[nn.Module]:
+        return [self.teacher] if self.teacher is not None else []
 
     def _discriminate(self, discriminator: nn.Module, source: Tensor, image: Tensor) -> Tensor:
         if self.config.conditional_discriminator:
@@ -345,9 +412,13 @@ class PairedDistiller:
         return loss, logs
 
 
-class CycleDistiller:
+class CycleDistiller(_Distiller):
     """The paper's unpaired distillation: CycleGAN's full objective for two students, plus the
     teacher terms (WKD, optional output/feature KD) on each direction against its teacher.
+
+    Update order: CycleGAN's and the WKD authors'. Both students are updated first with the
+    discriminators frozen, then both discriminators on pooled (detached) fakes
+    (``update_order == ("generator", "discriminator")``).
 
     Batches are dicts with ``A`` and ``B`` (N x C x H x W in [-1, 1], unpaired). For each
     direction (``a2b``: G_A maps A -> B and is judged by D_B)::
@@ -364,6 +435,7 @@ class CycleDistiller:
     """
 
     DIRECTIONS = {"a2b": ("A", "B"), "b2a": ("B", "A")}
+    update_order = GENERATOR_FIRST
 
     def __init__(self, students: Mapping[str, nn.Module], discriminators: Mapping[str, nn.Module],
                  config: WKDConfig, teachers: Mapping[str, nn.Module] | None = None,
@@ -372,13 +444,20 @@ class CycleDistiller:
             raise ValueError(f"CycleDistiller needs mode='cycle', got {config.mode!r}.")
         if config.uses_teacher and teachers is None:
             raise ValueError(f"The settings {config} use teachers, but teachers=None.")
-        self.students, self.discriminators, self.config = dict(students), dict(discriminators), config
-        self.teachers = ({k: freeze_teacher(v) for k, v in teachers.items()}
+        super().__init__()
+        self.config = config
+        self.students, self.discriminators = nn.ModuleDict(students), nn.ModuleDict(discriminators)
+        self.teachers = (nn.ModuleDict({k: freeze_teacher(v) for k, v in teachers.items()})
                          if teachers is not None else None)
-        self.feature_kd = dict(feature_kd or {})
+        self.feature_kd = nn.ModuleDict(feature_kd or {})
         self.gan_loss = GANLoss(config.gan_mode)
         self.terms = _DistillationTerms(config)
-        self.pools = {name: ImagePool(config.pool_size) for name in self.DIRECTIONS}
+        base_seed = torch.initial_seed() % 2**62
+        self.pools = {name: ImagePool(config.pool_size, seed=base_seed + i)
+                      for i, name in enumerate(self.DIRECTIONS)}
+
+    def _teachers(self) -> list[nn.Module]:
+        return list(self.teachers.values()) if self.teachers is not None else []
 
     def generate(self, batch: Mapping[str, Tensor]) -> GeneratorOutputs:
         """Both students on their domain (with grad), both teachers once (no grad)."""
@@ -444,7 +523,7 @@ class CycleDistiller:
                 loss = loss + config.lambda_cycle * config.lambda_identity * identity
                 logs[f"{name}_identity"] = identity.detach()
             teacher_total, teacher_logs = self.terms(
-                f"{name}_", fake, outputs.teacher_fakes.get(name), self.feature_kd.get(name),
+                f"{name}_", fake, outputs.teacher_fakes.get(name), self.feature_kd[name] if name in self.feature_kd else None,
                 outputs.student_features.get(name), outputs.teacher_features.get(name))
             total = total + loss + teacher_total
             logs.update({k: v.detach() for k, v in teacher_logs.items()})

@@ -9,25 +9,26 @@ from __future__ import annotations
 import logging
 import os
 import re
-import socket
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from huggingface_hub import ModelCard, ModelCardData, constants
+
+from .errors import WKDError
 
 logger = logging.getLogger(__name__)
 
 LIBRARY_NAME = "wkd_hf"
 BASE_TAGS = ["wavelet-knowledge-distillation", "image-to-image", "gan", "knowledge-distillation",
              "wkd_hf"]
-UPLOAD_IGNORE = ["checkpoint-*", ".checkpoint-*", "*.tmp", "logs/*", "logs/**"]
+UPLOAD_IGNORE = ["checkpoint-*", ".checkpoint-*", "*.tmp", "logs/*", "logs/**", ".wkd_hf.lock"]
 DEFAULT_TEMPLATE = "wkd_student.md"
 
 
-class HubUnavailableError(RuntimeError):
+class HubUnavailableError(WKDError, ConnectionError):
     """The Hub cannot be reached (offline mode or no network); the message says what to do."""
 
 
@@ -99,24 +100,62 @@ def build_model_card(*, model_name: str, repo_id: str, class_name: str, task: st
         sample_image=sample_image, sample_columns=sample_columns, subfolder=subfolder,
         discriminator_description=discriminator_description,
         in_channels=in_channels, out_channels=out_channels, command=command,
-        data_description=data_description, library_version=__version__)
+        data_description=data_description, library_version=__version__,
+        repo_is_local="/" not in repo_id)
 
 
-def check_hub_reachable(timeout: float = 5.0) -> None:
-    """Fail within ``timeout`` seconds, with a clear message, when the Hub cannot be reached."""
-    if constants.HF_HUB_OFFLINE:
-        raise HubUnavailableError(
-            "HF_HUB_OFFLINE=1 is set, so nothing can be uploaded. Unset it, or upload the "
-            "finished folder later with `hf upload REPO_ID OUTPUT_DIR`.")
-    endpoint = urlparse(constants.ENDPOINT)
-    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """One HEAD request to the configured endpoint (proxies respected), no retries."""
+    from huggingface_hub.utils import get_session
+
     try:
-        socket.create_connection((endpoint.hostname, port), timeout=timeout).close()
-    except OSError as error:
+        get_session().head(constants.ENDPOINT, timeout=timeout)
+    except Exception:  # noqa: BLE001 - any failure means "not reachable now"
+        return False
+    return True
+
+
+PROBE_TTL_S = 60.0  # how long one reachability probe of an endpoint is trusted
+_probes: dict[str, tuple[float, bool]] = {}  # endpoint -> (monotonic time, reachable)
+
+
+def hub_unreachable_reason() -> str | None:
+    """Why the Hub cannot be used now, or None: offline mode, or the endpoint did not answer one
+    :func:`hub_reachable` probe (kept a minute). Models, datasets and uploads all ask this."""
+    if constants.is_offline_mode():
+        return "HF_HUB_OFFLINE=1 is set"
+    endpoint = constants.ENDPOINT
+    checked_at, reachable = _probes.get(endpoint, (float("-inf"), False))
+    if time.monotonic() - checked_at > PROBE_TTL_S:
+        reachable = hub_reachable()
+        _probes[endpoint] = (time.monotonic(), reachable)
+    return None if reachable else f"the Hub at {endpoint} does not answer (no network?)"
+
+
+def check_hub_reachable() -> None:
+    """Fail within seconds, with a clear message, when nothing can be uploaded."""
+    why = hub_unreachable_reason()
+    if why is not None:
         raise HubUnavailableError(
-            f"Cannot reach the Hub at {constants.ENDPOINT} ({error}). Check the network (or "
-            "HF_ENDPOINT), or upload the finished folder later with "
-            "`hf upload REPO_ID OUTPUT_DIR`.") from None
+            f"Cannot upload: {why}. Check the network (or HF_ENDPOINT, or unset "
+            "HF_HUB_OFFLINE), or upload the finished folder later with "
+            "`hf upload REPO_ID OUTPUT_DIR`.")
+
+
+def prepare_hub_repo(repo_id: str, token: str | None = None, private: bool = False) -> str:
+    """At start-up, as the diffusers scripts do: reach the Hub and create ``repo_id`` (or find
+    it), so a bad token or repo name fails before training, not after. Returns the repo URL."""
+    from huggingface_hub import create_repo
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+
+    check_hub_reachable()
+    try:
+        return str(create_repo(repo_id, token=token, private=private, exist_ok=True))
+    except (HfHubHTTPError, HFValidationError, ValueError) as error:
+        detail = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise HubUnavailableError(
+            f"Cannot create or open the Hub repo {repo_id!r} ({detail}). Check --hub_model_id "
+            "(user-or-org/name) and your token (`hf auth login`, HF_TOKEN or --hub_token).") from None
 
 
 def push_output_dir(output_dir: str | os.PathLike, repo_id: str, token: str | None = None,
@@ -130,3 +169,53 @@ def push_output_dir(output_dir: str | os.PathLike, repo_id: str, token: str | No
                   commit_message=commit_message, ignore_patterns=UPLOAD_IGNORE)
     logger.info("Uploaded %s to %s", output_dir, url)
     return str(url)
+
+
+EVAL_SECTION_START = "<!-- wkd_hf evaluation: start -->"
+EVAL_SECTION_END = "<!-- wkd_hf evaluation: end -->"
+# metric key in results.json -> (model-index metric type, display name)
+EVAL_METRIC_NAMES = {"fid": ("fid", "FID"), "kid_mean": ("kid", "KID"),
+                     "psnr": ("psnr", "PSNR (dB)"), "ssim": ("ssim", "SSIM"),
+                     "l1": ("l1", "L1")}
+
+
+def write_evaluation_results(model_dir: str | os.PathLike, record: Mapping[str, Any], *,
+                             dataset_name: str, dataset_type: str, dataset_split: str,
+                             task_name: str, table: str, command: str = "") -> Path:
+    """Put one model's evaluation into ``model_dir/README.md``: model-index entries
+    (``huggingface_hub.EvalResult`` in the card's ``eval_results``; earlier entries on the same
+    dataset and split are replaced) and an "Evaluation" section with ``table`` (replaced on
+    re-runs). A folder without a card gets a minimal one. Returns the card's path."""
+    from huggingface_hub import EvalResult
+
+    path = Path(model_dir) / "README.md"
+    if path.is_file():
+        card = ModelCard.load(path)
+    else:
+        data = ModelCardData(library_name=LIBRARY_NAME, pipeline_tag="image-to-image",
+                             tags=list(BASE_TAGS))
+        card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n# {record['name']}\n")
+    card.data.model_name = card.data.model_name or str(record["name"])
+    metrics = record.get("metrics", {})
+    fresh = [EvalResult(task_type="image-to-image", task_name=task_name, dataset_type=dataset_type,
+                        dataset_name=dataset_name, dataset_split=dataset_split,
+                        metric_type=kind, metric_name=label, metric_value=round(float(value), 4))
+             for key, (kind, label) in EVAL_METRIC_NAMES.items()
+             if (value := metrics.get(key)) is not None]
+    kept = [r for r in (card.data.eval_results or [])
+            if (r.dataset_type, r.dataset_split) != (dataset_type, dataset_split)]
+    card.data.eval_results = kept + fresh or None
+    section = (f"{EVAL_SECTION_START}\n## Evaluation ({dataset_name}, split {dataset_split})\n\n"
+               f"{table}\n")
+    if command:
+        section += f"\nMeasured with:\n\n```bash\n{command}\n```\n"
+    section += f"{EVAL_SECTION_END}"
+    text = card.text
+    if EVAL_SECTION_START in text and EVAL_SECTION_END in text:
+        head, rest = text.split(EVAL_SECTION_START, 1)
+        text = head + section + rest.split(EVAL_SECTION_END, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    card.text = text
+    card.save(path)
+    return path

@@ -6,6 +6,7 @@ outlines over these functions.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -27,7 +28,14 @@ from .data import (
     load_unpaired_datasets,
     split_train_validation,
 )
-from .models import PatchDiscriminator, ResnetGenerator, UnetGenerator, load_pretrained_model
+from .models import (
+    GENERATOR_CLASSES,
+    PatchDiscriminator,
+    ResnetGenerator,
+    SubMobileResnetGenerator,
+    UnetGenerator,
+    load_pretrained_model,
+)
 from .script_args import validation_rows
 
 logger = logging.getLogger(__name__)
@@ -40,7 +48,19 @@ CYCLE_DISCRIMINATORS = {"a2b": "discriminator_b", "b2a": "discriminator_a"}
 # ----------------------------------------------------------------------------- models
 def load_generator(name_or_path: str, subfolder: str | None = None) -> nn.Module:
     """A generator from a Hub id, a ``save_pretrained`` folder, or an upstream ``.pth`` state dict
-    (converted by :func:`wkd_hf.conversion.convert_pix2pix_checkpoint`)."""
+    (converted by :func:`wkd_hf.conversion.convert_pix2pix_checkpoint`); any other network (e.g. a
+    discriminator folder) is a ValueError saying what it is."""
+    model = _load_network(name_or_path, subfolder)
+    if not isinstance(model, GENERATOR_CLASSES):
+        where = name_or_path + (f" (subfolder {subfolder})" if subfolder else "")
+        raise ValueError(
+            f"{where} is a {type(model).__name__}, not a generator: pass the generator's folder "
+            "(e.g. the run's output folder, generator_a2b/, or a *_net_G*.pth checkpoint).")
+    return model
+
+
+def _load_network(name_or_path: str, subfolder: str | None = None) -> nn.Module:
+    """Any wkd_hf network from a Hub id, a folder, or an upstream checkpoint file."""
     if os.path.isfile(name_or_path):
         if not name_or_path.endswith(CHECKPOINT_SUFFIXES):
             raise ValueError(f"{name_or_path} is a file but not a checkpoint "
@@ -84,7 +104,7 @@ def build_student(teacher: nn.Module, ngf: int, block_type: str | None = None,
     defaulting to the teacher's); U-Net teachers give U-Nets of the same depth.
     """
     config = teacher.config
-    if isinstance(teacher, ResnetGenerator):
+    if isinstance(teacher, (ResnetGenerator, SubMobileResnetGenerator)):  # GAN Compression's too
         return ResnetGenerator(
             in_channels=config.in_channels, out_channels=config.out_channels, ngf=ngf,
             n_blocks=n_blocks or config.n_blocks, block_type=block_type or "resnet",
@@ -97,7 +117,8 @@ def build_student(teacher: nn.Module, ngf: int, block_type: str | None = None,
                              ngf=ngf, num_downs=config.num_downs, norm_type=config.norm_type,
                              use_dropout=config.use_dropout)
     raise ValueError(f"Teacher class {type(teacher).__name__} is not a generator that wkd_hf "
-                     "can build students for (ResnetGenerator, UnetGenerator).")
+                     "can build students for (ResnetGenerator, SubMobileResnetGenerator, "
+                     "UnetGenerator).")
 
 
 def build_discriminator(in_channels: int, ndf: int, n_layers: int = 3, norm_type: str = "batch",
@@ -108,7 +129,7 @@ def build_discriminator(in_channels: int, ndf: int, n_layers: int = 3, norm_type
                                        norm_type=norm_type)
     if init_from is None:
         return discriminator
-    source = load_generator(init_from)  # same loaders; a discriminator folder/.pth works too
+    source = _load_network(init_from)  # a discriminator folder, Hub id or upstream *_net_D.pth
     mismatched = [k for k, v in source.state_dict().items()
                   if k not in discriminator.state_dict()
                   or discriminator.state_dict()[k].shape != v.shape]
@@ -122,9 +143,82 @@ def build_discriminator(in_channels: int, ndf: int, n_layers: int = 3, norm_type
     return discriminator
 
 
+def discriminator_init_paths(path: str | None, keys: list[str], mode: str
+                             ) -> dict[str, str | None]:
+    """Where each direction's discriminator starts from (``--teacher_discriminator_path``).
+
+    Paired modes: ``{"a2b": path}``. Cycle mode: ``path`` must be a CycleGAN teacher folder, and
+    the discriminator judging each direction starts from the teacher's own one for that domain
+    (``a2b`` is judged by D_B: ``discriminator_b/``; ``b2a`` by D_A: ``discriminator_a/``).
+    """
+    if path is None or mode != "cycle":
+        return {key: path for key in keys}
+    folders = {key: os.path.join(path, CYCLE_DISCRIMINATORS[key]) for key in keys}
+    missing = [os.path.basename(f) for f in folders.values() if not os.path.isdir(f)]
+    if missing:
+        raise ValueError(
+            f"--teacher_discriminator_path {path}: mode 'cycle' needs a CycleGAN teacher folder "
+            f"with discriminator_a/ and discriminator_b/ (as train_teacher.py --mode cycle "
+            f"writes); {', '.join(missing)} is missing. For a Hub teacher, download it first "
+            "(`hf download REPO --local-dir DIR`), or omit the flag to train the "
+            "discriminators from scratch.")
+    return folders
+
+
+def teacher_discriminator_ndf(path: str | None) -> int | None:
+    """The width of a local teacher's discriminator (its ``discriminator*/config.json``, or the
+    folder's own ``config.json`` for a discriminator folder); None when unknown."""
+    if not path or not os.path.isdir(path):
+        return None
+    for name in ("discriminator", "discriminator_a", "discriminator_b", ""):
+        config = Path(path, name, "config.json")
+        if config.is_file():
+            try:
+                data = json.loads(config.read_text())
+            except (OSError, ValueError):
+                return None
+            if data.get("_class_name") == "PatchDiscriminator" and "ndf" in data:
+                return int(data["ndf"])
+    return None
+
+
+def check_resolution_fits(model: nn.Module, resolution: int, role: str = "generator") -> None:
+    """A ``--resolution`` the generator cannot take is a ValueError before training (instead of
+    "Sizes of tensors must match" inside the first step).
+
+    Uses ``model.check_input_size(height, width)`` when the model has it; otherwise the rule of
+    its family: ResNet, a multiple of 4 (two stride-2 downsamplings), at least 8; U-Net, a
+    multiple of ``2**num_downs``. Other models are not checked.
+    """
+    check = getattr(model, "check_input_size", None)
+    if callable(check):
+        try:
+            check(resolution, resolution)
+        except ValueError as error:
+            raise ValueError(f"--resolution {resolution} does not fit the {role} "
+                             f"({type(model).__name__}): {error}") from error
+        return
+    if isinstance(model, ResnetGenerator):
+        multiple, minimum, why = 4, 8, "two stride-2 downsamplings"
+    elif isinstance(model, UnetGenerator):
+        multiple = minimum = 2 ** model.config.num_downs
+        why = f"num_downs={model.config.num_downs} stride-2 downsamplings"
+    else:
+        return
+    if resolution % multiple or resolution < minimum:
+        below = resolution // multiple * multiple
+        hint = f"{below} or {below + multiple}" if below >= minimum else f"{minimum}"
+        raise ValueError(f"--resolution {resolution} does not fit the {role} "
+                         f"({type(model).__name__}): it needs multiples of {multiple} ({why}), "
+                         f"at least {minimum}; use e.g. {hint}.")
+
+
 def check_teacher_fits_data(teacher: nn.Module, image_channels: int = 3) -> None:
     """A teacher whose channels do not fit RGB data is a configuration error, stopped early."""
     config = teacher.config
+    if not isinstance(teacher, GENERATOR_CLASSES) or "out_channels" not in config:
+        raise ValueError(f"The teacher is a {type(teacher).__name__}, not a generator; pass the "
+                         "generator's folder or checkpoint as --teacher_model_name_or_path.")
     if config.in_channels != image_channels or config.out_channels != image_channels:
         raise ValueError(
             f"The teacher maps {config.in_channels} -> {config.out_channels} channels, but the "
@@ -257,10 +351,16 @@ def save_previews(previews: Mapping[str, Mapping[str, Tensor]], directory: str |
 
 
 def log_previews(accelerator, previews: Mapping[str, Mapping[str, Tensor]], step: int) -> None:
-    """Send preview grids to the tensorboard tracker, if one is active."""
+    """Send preview grids to every active tracker that takes images (tensorboard, wandb, ...),
+    through accelerate's ``log_images``, as ``validation/<name>``."""
+    grids = {f"validation/{name}": np.asarray(image_grid(columns))
+             for name, columns in previews.items()}
     for tracker in accelerator.trackers:
-        if tracker.name != "tensorboard":
-            continue
-        for name, columns in previews.items():
-            grid = np.asarray(image_grid(columns))
-            tracker.writer.add_image(f"validation/{name}", grid, step, dataformats="HWC")
+        if tracker.name == "tensorboard":
+            tracker.log_images({k: v[None] for k, v in grids.items()}, step, dataformats="NHWC")
+        elif callable(getattr(tracker, "log_images", None)):
+            try:
+                tracker.log_images({k: [v] for k, v in grids.items()}, step)
+            except NotImplementedError:
+                logger.warning(f"The {tracker.name} tracker takes no images; validation grids "
+                               "are in the output folder's validation/.")

@@ -1,5 +1,5 @@
 """One training run from start to exported folder, shared by ``train_teacher.py`` and
-``distill.py``: set-up (checks, accelerator, ``args.json``), data, the resumable loop, export
+``distill.py``: set-up (checks, accelerator, output folder lock), data, the resumable loop, export
 (``save_pretrained`` folders, validation grid, model card) and the optional Hub upload.
 """
 
@@ -13,18 +13,36 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 from accelerate import Accelerator
 from accelerate.logging import get_logger
 from torch import nn
 
 from . import recipes
+from .checkpointing import (
+    check_resumable,
+    disk_full_as_error,
+    list_checkpoints,
+    load_run_state,
+    save_run_state,
+)
 from .data import TooManyBadImagesError
 from .distillation import WKDConfig
-from .hub import HubUnavailableError, build_model_card, push_output_dir
+from .errors import WKDError
+from .hub import (
+    HubUnavailableError,
+    build_model_card,
+    check_hub_reachable,
+    prepare_hub_repo,
+    push_output_dir,
+)
 from .metrics.efficiency import count_macs, count_parameters
 from .metrics.paired import evaluate_paired
+from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
 from .script_args import (
+    ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
     add_data_args,
+    add_evaluation_args,
     add_state_args,
     add_training_args,
     check_args,
@@ -61,6 +79,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
     add_data_args(parser)
     add_training_args(parser)
     add_state_args(parser)
+    add_evaluation_args(parser)
 
 
 @dataclass
@@ -85,8 +104,9 @@ class RunSession:
     script: str
     command: str
     state: LoopState = field(default_factory=LoopState)
-    distiller: object = None
+    distiller: nn.Module | None = None
     validation_batch: dict | None = None
+    validation_loader: torch.utils.data.DataLoader | None = None
 
     # ------------------------------------------------------------------ data
     def build_data(self, mode: str) -> recipes.TrainingData:
@@ -120,34 +140,39 @@ class RunSession:
         run.discriminators = dict(zip(keys, prepared[n:2 * n]))
         run.adapters = dict(zip(adapter_keys, prepared[2 * n:2 * n + len(adapter_keys)]))
         optimizer_g, optimizer_d, loader = prepared[-3:]
-        for teacher in (run.teachers or {}).values():
-            teacher.to(acc.device)
         args.max_train_steps = args.max_train_steps or steps_for_epochs(
             args.num_train_epochs, len(loader), args.gradient_accumulation_steps)
         schedulers = [build_lr_scheduler(o, args.lr_scheduler, args.max_train_steps,
-                                         args.lr_decay_steps) for o in (optimizer_g, optimizer_d)]
-        self.distiller = distiller_factory(run)
-        acc.register_for_checkpointing(self.state, *schedulers,
-                                       *getattr(self.distiller, "pools", {}).values())
+                                         args.lr_decay_steps, args.lr_warmup_steps)
+                      for o in (optimizer_g, optimizer_d)]
+        # The distiller holds the teachers and every loss tensor (DWT filters, adapters):
+        # moving it puts all of them where the batch lives.
+        self.distiller = distiller_factory(run).to(acc.device)
+        pools = getattr(self.distiller, "pools", {})  # our state: JSON + safetensors, no pickle
+        acc.register_save_state_pre_hook(lambda models, weights, folder: save_run_state(
+            folder, acc, self.state, schedulers, pools, args))
         batch = recipes.first_batch(data.validation_loader)  # before resuming: it draws RNG
         self.validation_batch = recipes.move_batch(batch, acc.device) if batch else None
-        self._resume()
+        self.validation_loader = data.validation_loader
+        self._resume(schedulers, pools)
         acc.init_trackers(Path(self.script).stem, config=_tracker_config(args))
         modules = [*run.generators.values(), *run.discriminators.values(), *run.adapters.values()]
         setup = GANTrainingSetup(self.distiller, optimizer_g, optimizer_d, schedulers, loader,
-                                 modules)
+                                 modules, discriminators=list(run.discriminators.values()))
         logger.info(f"Training to step {args.max_train_steps} on {acc.num_processes} process(es)",
                     main_process_only=True)
         run_gan_training(acc, setup, args, self.state, self._validate)
 
-    def _resume(self) -> None:
+    def _resume(self, schedulers: list, pools: dict) -> None:
         path = resolve_resume_checkpoint(self.args.output_dir, self.args.resume_from_checkpoint)
         if path is None:
             return
+        check_resumable(path, self.args)  # before accelerate opens any of its pickles
         self.accelerator.load_state(str(path))
+        load_run_state(path, self.accelerator, self.state, schedulers, pools)
         if self.state.global_step != checkpoint_step(path):
-            raise RuntimeError(f"{path} holds step {self.state.global_step}, not "
-                               f"{checkpoint_step(path)}: the checkpoint is inconsistent.")
+            raise WKDError(f"{path} holds step {self.state.global_step}, not "
+                           f"{checkpoint_step(path)}: the checkpoint is inconsistent.")
         logger.info(f"Resumed from {path} at step {self.state.global_step}",
                     main_process_only=True)
 
@@ -157,6 +182,15 @@ class RunSession:
         previews = self.distiller.preview(self.validation_batch)
         recipes.save_previews(previews, Path(self.args.output_dir) / "validation", f"step-{step}")
         recipes.log_previews(self.accelerator, previews, step)
+        batches = (self.validation_loader if self.validation_loader is not None
+                   else [self.validation_batch])
+        with torch.random.fork_rng(devices=[]):  # validation leaves training's RNG untouched
+            scores = validation_scores(self.distiller, batches, self.accelerator)
+        if scores:
+            self.accelerator.log({f"validation/{k}": v for k, v in scores.items()}, step=step)
+            logger.info("validation at step %d: %s", step,
+                        ", ".join(f"{k} {v:.4f}" for k, v in scores.items()))
+        keep_best_generator(self.args, self.distiller, scores, step, self.accelerator)
 
     # ------------------------------------------------------------------ export
     def export(self, run: GANRun, data: recipes.TrainingData, teacher_name: str | None,
@@ -166,17 +200,24 @@ class RunSession:
         acc.wait_for_everyone()
         if acc.is_main_process:
             out = Path(args.output_dir)
-            generators = {k: acc.unwrap_model(m) for k, m in run.generators.items()}
-            for key, generator in generators.items():
-                generator.save_pretrained(_subdir(out, key, run.is_cycle, recipes.CYCLE_SUBFOLDERS))
-            for key, discriminator in run.discriminators.items():
-                acc.unwrap_model(discriminator).save_pretrained(
-                    out / (recipes.CYCLE_DISCRIMINATORS[key] if run.is_cycle else "discriminator"))
-            if save_method_config:
-                run.config.save(out)
-            sample = self._export_samples(out)
-            metrics = self._metrics(generators, data) if run.config.mode == "paired" else {}
-            self._write_card(run, generators, teacher_name, sample, metrics)
+            kept = ", ".join(c.name for c in list_checkpoints(out)) or "none"
+            with disk_full_as_error(f"the final model into {out}", f" The checkpoints ({kept}) "
+                                    "are intact: free some space and resume with "
+                                    "--resume_from_checkpoint latest."):
+                generators = {k: acc.unwrap_model(m) for k, m in run.generators.items()}
+                for key, generator in generators.items():
+                    generator.save_pretrained(
+                        _subdir(out, key, run.is_cycle, recipes.CYCLE_SUBFOLDERS))
+                for key, discriminator in run.discriminators.items():
+                    acc.unwrap_model(discriminator).save_pretrained(
+                        out / (recipes.CYCLE_DISCRIMINATORS[key] if run.is_cycle
+                               else "discriminator"))
+                if save_method_config:
+                    run.config.save(out)
+                sample = self._export_samples(out)
+                metrics = self._metrics(generators, data) if run.config.mode == "paired" else {}
+                self._write_card(run, generators, teacher_name, sample, metrics)
+                save_args(args, args.output_dir)  # last: it describes the weights written above
             logger.info(f"Wrote {out}", main_process_only=True)
         acc.wait_for_everyone()
         acc.end_training()
@@ -198,8 +239,13 @@ class RunSession:
 
     def _metrics(self, generators, data) -> dict[str, str]:
         if data.validation_loader is None or self.validation_batch is None:
+            if getattr(self.args, "keep_best", None):
+                logger.warning("--keep_best %s: no validation images, so no best/ model was "
+                               "kept", self.args.keep_best, main_process_only=True)
             return {}  # no readable validation image (already warned)
         scores = evaluate_paired(generators["a2b"], data.validation_loader, self.accelerator.device)
+        keep_best_generator(self.args, self.distiller, scores, self.state.global_step,
+                            self.accelerator)
         return {f"validation {k}": f"{v:.4f}" for k, v in scores.items()}
 
     def _write_card(self, run: GANRun, generators, teacher_name, sample, metrics) -> None:
@@ -209,19 +255,20 @@ class RunSession:
         if run.teachers:
             teacher = run.teachers["a2b"]
             profiles.append(_profile(f"teacher ({type(teacher).__name__}, "
-                                     f"ngf {teacher.config.ngf})", teacher, resolution))
+                                     f"{_width(teacher)})", teacher, resolution))
         student = generators["a2b"]
         profiles.append(_profile(f"{'student' if run.teachers else 'generator'} "
-                                 f"({type(student).__name__}, ngf {student.config.ngf})",
+                                 f"({type(student).__name__}, {_width(student)})",
                                  student, resolution))
         card = build_model_card(
-            model_name=Path(args.output_dir).name, repo_id=args.hub_model_id or
-            f"your-username/{Path(args.output_dir).name}", class_name=type(student).__name__,
+            model_name=Path(args.output_dir).name,
+            repo_id=args.hub_model_id or Path(args.output_dir).resolve().name, class_name=type(student).__name__,
             task=_task(args), profiles=profiles,
             resolution=resolution, command=self.command, data_description=recipes.describe(args),
             teacher=teacher_name, datasets=[args.dataset_name] if args.dataset_name else [],
             wkd_settings=_method_settings(run.config) if run.teachers else None, metrics=metrics,
-            discriminator_description=_discriminator_description(run, self.accelerator),
+            discriminator_description=_discriminator_description(run, self.accelerator,
+                                                                      args),
             mode_description=MODE_DESCRIPTIONS[run.config.mode] if run.teachers else "",
             sample_image=sample, sample_columns=getattr(self, "_sample_columns", ""),
             subfolder=recipes.CYCLE_SUBFOLDERS["a2b"] if run.is_cycle else None,
@@ -229,39 +276,159 @@ class RunSession:
         card.save(Path(args.output_dir) / "README.md")
 
 
-USER_ERRORS = (ValueError, OSError, NonFiniteLossError, TooManyBadImagesError)
+def validation_scores(distiller: nn.Module, batches, accelerator: Accelerator
+                      ) -> dict[str, float]:
+    """Cheap validation metrics of the (a2b) generator: against the targets for paired batches
+    (PSNR, SSIM, L1, one-level band distances: :func:`evaluate_paired`), else, with a teacher,
+    L1 and band distances to the teacher's outputs (``teacher_*``); {} when neither applies."""
+    import torch
+
+    from .metrics.bands import BandFidelity
+
+    batches = [b for b in batches if b is not None]
+    students = getattr(distiller, "students", None)
+    student = students["a2b"] if students is not None else distiller.student
+    student = accelerator.unwrap_model(student)
+    if batches and "target" in batches[0] and "source" in batches[0]:
+        return evaluate_paired(student, batches, accelerator.device)
+    teachers = getattr(distiller, "teachers", None)
+    teacher = teachers["a2b"] if teachers is not None else getattr(distiller, "teacher", None)
+    if teacher is None or not batches:
+        return {}
+    bands, l1_sum, count, was_training = BandFidelity(levels=1, device=accelerator.device), 0.0, \
+        0, student.training
+    student.eval()
+    try:
+        with torch.no_grad():
+            for batch in batches:
+                source = (batch.get("source") if "source" in batch else batch["A"]).to(
+                    accelerator.device)
+                output, reference = student(source).clamp(-1, 1), teacher(source).clamp(-1, 1)
+                l1_sum += float((output - reference).abs().flatten(1).mean(1).sum())
+                count += len(source)
+                bands.update(output, reference)
+    finally:
+        student.train(was_training)
+    return {"teacher_l1": l1_sum / count,
+            **{f"teacher_band_{k}": v for k, v in bands.compute().items()}}
+
+
+def keep_best_generator(args: argparse.Namespace, distiller: nn.Module, scores: dict[str, float],
+                        step: int, accelerator: Accelerator) -> bool:
+    """``--keep_best METRIC``: save the (a2b) generator to ``OUTPUT_DIR/best/`` with
+    ``best_metric.json`` when ``scores[METRIC]`` beats the one saved there (main process; the
+    saved file survives resumes). Returns True when it saved. A metric that this run never
+    produces is an error, not a silently empty ``best/``."""
+    import json
+
+    from .script_args import VALIDATION_METRICS
+
+    metric = getattr(args, "keep_best", None)
+    if not metric or not accelerator.is_main_process:
+        return False
+    if metric not in scores:
+        available = ", ".join(sorted(scores)) or ("no metric (no validation split, or unpaired "
+                                                  "data without a teacher)")
+        raise WKDError(f"--keep_best {metric}: this run's validation gives {available}; pick "
+                       "one of them.")
+    value, higher = float(scores[metric]), VALIDATION_METRICS[metric]
+    folder = Path(args.output_dir) / "best"
+    record = folder / "best_metric.json"
+    if record.is_file():
+        best = json.loads(record.read_text())
+        if best.get("metric") == metric and (value <= best["value"] if higher
+                                             else value >= best["value"]):
+            return False
+    students = getattr(distiller, "students", None)
+    generator = accelerator.unwrap_model(students["a2b"] if students is not None
+                                         else distiller.student)
+    generator.save_pretrained(folder)
+    record.write_text(json.dumps({"metric": metric, "value": value, "step": step,
+                                  "higher_is_better": higher, "split": "validation",
+                                  "scores": scores}, indent=2))
+    logger.info("New best %s %.4f at step %d: saved %s", metric, value, step, folder,
+                main_process_only=True)
+    return True
+
+
+USER_ERRORS = (ValueError, OSError, WKDError, NonFiniteLossError, TooManyBadImagesError)
+_session: RunSession | None = None  # the run in progress, for run_cli's "stopped at step N"
 
 
 def run_cli(main: Callable[[argparse.Namespace], None],
             parse_args: Callable[[], argparse.Namespace]) -> int:
     """Run a script's ``main``: a mistake in the inputs (bad data, teacher, path, Hub access, a
     NaN loss) ends with one ``error:`` line and exit code 1 instead of a library traceback.
-    ``WKD_HF_TRACEBACK=1`` shows the traceback."""
+    ``WKD_HF_TRACEBACK=1`` shows the traceback. Ctrl-C, SIGTERM or the death of the
+    ``accelerate launch`` process stop the run with one line and exit code 130."""
     args = parse_args()
+    stop_with_launcher()
+    stopped = False
     try:
         main(args)
+    except KeyboardInterrupt:
+        if os.environ.get("WKD_HF_TRACEBACK"):
+            raise
+        stopped = True  # said below, once the loop's progress bar is gone with the traceback
     except USER_ERRORS as error:
         if os.environ.get("WKD_HF_TRACEBACK"):
             raise
         print(f"error: {error}\n(set WKD_HF_TRACEBACK=1 to see the traceback)", file=sys.stderr)
         return 1
+    finally:
+        release_output_dirs()
+    if stopped:
+        step = _session.state.global_step if _session else 0
+        print(f"\nstopped at step {step}; resume with --resume_from_checkpoint latest",
+              file=sys.stderr)
+        return 130
     return 0
 
 
 def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = None
                 ) -> RunSession:
-    """Check the arguments, build the accelerator, write ``args.json`` (without the token)."""
+    """Check the arguments, build the accelerator, lock ``output_dir`` for this run (main
+    process). ``args.json`` is written into each checkpoint and, at export, next to the final
+    weights, so the folder's ``args.json`` always describes the weights beside it."""
+    global _session
     check_args(args)
     accelerator = build_accelerator(args)
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
-        save_args(args, args.output_dir)
+        lock_output_dir(args.output_dir)
+        if args.push_to_hub:
+            _prepare_hub_repo(args)
     logger.info(accelerator.state, main_process_only=True)
-    return RunSession(args, accelerator, script, command_line(script, argv))
+    _session = RunSession(args, accelerator, script,
+                          command_line(script, argv, secrets=[args.hub_token]))
+    return _session
+
+
+def _prepare_hub_repo(args: argparse.Namespace) -> None:
+    """Create (or open) the Hub repo before training. An unreachable Hub stops the run unless
+    ``--train_if_hub_unreachable``; a bad token or repo name always stops it."""
+    try:
+        check_hub_reachable()
+    except HubUnavailableError as error:
+        if not args.train_if_hub_unreachable:
+            raise HubUnavailableError(f"{error} Checked before training: pass "
+                                      "--train_if_hub_unreachable to train anyway.") from None
+        logger.warning(f"{error} Training anyway (--train_if_hub_unreachable).")
+        return
+    url = prepare_hub_repo(args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
+    logger.info(f"Will upload to {url}", main_process_only=True)
 
 
 def _subdir(out: Path, key: str, is_cycle: bool, names: dict[str, str]) -> Path:
     return out / names[key] if is_cycle else out
+
+
+def _width(generator: nn.Module) -> str:
+    """``ngf 24``, or a compressed generator's per-stage widths (``channels 16_16_32_...``)."""
+    config = generator.config
+    if config.get("ngf") is not None:
+        return f"ngf {config['ngf']}"
+    return "channels " + "_".join(str(c) for c in config.get("channels", ()))
 
 
 def _profile(name: str, model: nn.Module, resolution: int) -> dict:
@@ -281,14 +448,25 @@ def _method_settings(config: WKDConfig) -> dict:
     return {k: v for k, v in settings.items() if k not in drop}
 
 
-def _discriminator_description(run: GANRun, accelerator: Accelerator) -> str:
-    """One line on the discriminator(s) trained with the generator (used in training only)."""
+def _discriminator_description(run: GANRun, accelerator: Accelerator, args) -> str:
+    """One line on the discriminator(s) trained with the generator (used in training only); it
+    says "shrunk" only when they are narrower than the teacher's (or, when the teacher's is
+    unknown, than the reference PatchGAN's ndf 64)."""
     discriminator = accelerator.unwrap_model(next(iter(run.discriminators.values())))
-    count = len(run.discriminators)
-    return (f"Trained against {count} PatchGAN discriminator{'s' if count > 1 else ''} with "
-            f"ndf {discriminator.config.ndf} ({count_parameters(discriminator) / 1e6:.3f}M "
-            "parameters each; used in training only"
-            + ("; shrunk with the student as the paper recommends)." if run.teachers else ")."))
+    count, ndf = len(run.discriminators), discriminator.config.ndf
+    line = (f"Trained against {count} PatchGAN discriminator{'s' if count > 1 else ''} with "
+            f"ndf {ndf} ({count_parameters(discriminator) / 1e6:.3f}M parameters each; used in "
+            "training only")
+    if not run.teachers:
+        return line + ")."
+    teacher_ndf = recipes.teacher_discriminator_ndf(
+        getattr(args, "teacher_discriminator_path", None) or args.teacher_model_name_or_path)
+    reference = (f"the teacher's ndf {teacher_ndf}" if teacher_ndf is not None
+                 else "the reference PatchGAN's ndf 64")
+    if ndf < (teacher_ndf or 64):
+        return line + f"; narrower than {reference}: shrunk with the student, as the paper " \
+                      "recommends)."
+    return line + f"; as wide as or wider than {reference}: not shrunk)."
 
 
 def _task(args: argparse.Namespace) -> str:

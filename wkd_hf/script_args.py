@@ -8,10 +8,38 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
+import shlex
+import sys
 from typing import Any
 
+LR_SCHEDULER_CHOICES = ("pix2pix_linear", "constant", "constant_with_warmup", "linear", "cosine",
+                        "cosine_with_restarts", "polynomial")
 SECRET_ARGS = ("hub_token",)
+TOKEN_PATTERN = re.compile(r"hf_[A-Za-z0-9]{6,}")  # the shape of a Hugging Face access token
+# Arguments that say where and how long a run goes, not what it trains: a resumed run may change
+# them. Every other argument shapes the models or the method and must match the checkpoint's.
+RUN_ONLY_ARGS = frozenset({
+    "output_dir", "max_train_steps", "num_train_epochs", "resume_from_checkpoint",
+    "checkpointing_steps", "checkpoints_total_limit", "report_to", "validation_steps",
+    "num_validation_images", "push_to_hub", "hub_model_id", "hub_token", "hub_private_repo",
+    "train_if_hub_unreachable", "keep_best",
+    "dataset_name", "dataset_config_name", "train_data_dir", "cache_dir",
+    "dataloader_num_workers", "max_bad_fraction", "max_image_pixels", "skip_nan_steps", "cpu",
+    "teacher_model_name_or_path", "teacher_subfolder", "teacher_discriminator_path"})
+
+
+class ScriptArgumentParser(argparse.ArgumentParser):
+    """The training scripts' parser: no abbreviations (``--hub_tok X`` is an error, never a
+    ``--hub_token`` that escapes masking) and Hub tokens masked in its error messages."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
+    def error(self, message: str):
+        super().error(TOKEN_PATTERN.sub("hf_***", message))
 
 
 def add_data_args(parser: argparse.ArgumentParser) -> None:
@@ -45,6 +73,9 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dataloader_num_workers", type=int, default=0)
     group.add_argument("--max_bad_fraction", type=float, default=0.1,
                        help="Stop when more than this share of images is unreadable.")
+    group.add_argument("--max_image_pixels", type=int, default=64 * 2**20,
+                       help="Skip (as unreadable) images of more than this many pixels, checked "
+                            "before decoding (default 64 megapixels, 8192x8192); 0: no cap.")
     group.add_argument("--cache_dir", default=None)
 
 
@@ -55,19 +86,29 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
                        help="Total optimizer steps (overrides --num_train_epochs).")
     group.add_argument("--num_train_epochs", type=int, default=200)
     group.add_argument("--learning_rate", type=float, default=2e-4)
-    group.add_argument("--lr_scheduler", choices=("constant", "linear"), default="linear",
-                       help="linear = pix2pix's constant-then-linear-decay.")
+    group.add_argument("--lr_scheduler", choices=LR_SCHEDULER_CHOICES, default="pix2pix_linear",
+                       help="pix2pix_linear: pix2pix's constant rate, then linear decay to 0 over "
+                            "--lr_decay_steps (default). The others are diffusers' schedules "
+                            "(linear decays from the first step after --lr_warmup_steps).")
     group.add_argument("--lr_decay_steps", type=int, default=None,
-                       help="Steps of linear decay at the end (default: half the run).")
+                       help="pix2pix_linear: steps of linear decay at the end (default: half "
+                            "the run, as pix2pix's 100 + 100 epochs).")
+    group.add_argument("--lr_warmup_steps", type=int, default=0,
+                       help="diffusers' schedules: warm-up steps.")
     group.add_argument("--adam_beta1", type=float, default=0.5)
     group.add_argument("--adam_beta2", type=float, default=0.999)
     group.add_argument("--gradient_accumulation_steps", type=int, default=1)
-    group.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default="no")
+    group.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None,
+                       help="Default: what `accelerate config` / `accelerate launch "
+                            "--mixed_precision` set (else no).")
     group.add_argument("--seed", type=int, default=0)
     group.add_argument("--cpu", action="store_true", help="Train on the CPU even if a GPU is there.")
     group.add_argument("--skip_nan_steps", type=int, default=0,
                        help="Batches with a NaN/Inf loss to skip before stopping (default: stop).")
-    group.add_argument("--gan_mode", choices=("lsgan", "vanilla", "hinge"), default="lsgan")
+    group.add_argument("--gan_mode", choices=("lsgan", "vanilla", "hinge"), default=None,
+                       help="GAN loss. Default: the reference recipe's, vanilla (BCE with "
+                            "logits) for paired data as pix2pix, lsgan for cycle and "
+                            "teacher_target as CycleGAN.")
     group.add_argument("--lambda_gan", type=float, default=1.0)
 
 
@@ -75,7 +116,8 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("state, logging and Hub")
     group.add_argument("--output_dir", required=True)
     group.add_argument("--checkpointing_steps", type=int, default=500)
-    group.add_argument("--checkpoints_total_limit", type=int, default=3)
+    group.add_argument("--checkpoints_total_limit", type=int, default=3,
+                       help="Keep only the N newest checkpoints (N >= 1); 0 keeps them all.")
     group.add_argument("--resume_from_checkpoint", default=None,
                        help="'latest' or a checkpoint-N folder.")
     group.add_argument("--report_to", default="tensorboard",
@@ -83,12 +125,39 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--validation_steps", type=int, default=500,
                        help="Save a validation grid every N steps (0: only at the end).")
     group.add_argument("--num_validation_images", type=int, default=4)
-    group.add_argument("--push_to_hub", action="store_true")
+    group.add_argument("--push_to_hub", action="store_true",
+                       help="Upload the finished folder to --hub_model_id. The repo is created "
+                            "(or opened) at start-up, so a bad token or name fails before "
+                            "training.")
+    group.add_argument("--train_if_hub_unreachable", action="store_true",
+                       help="With --push_to_hub: train anyway when the Hub cannot be reached at "
+                            "start-up (the upload is then tried at the end; the local folder is "
+                            "complete either way).")
     group.add_argument("--hub_model_id", default=None)
     group.add_argument("--hub_token", default=None,
                        help="Prefer `hf auth login` or HF_TOKEN; never written to disk.")
     group.add_argument("--hub_private_repo", action="store_true")
 
+
+# Validation metrics --keep_best can select on, and whether higher is better. Paired data: the
+# generator against the validation targets; with a teacher and no targets: against the teacher.
+VALIDATION_METRICS = {
+    "psnr": True, "ssim": True, "l1": False,
+    **{f"band_{band}": False for band in ("LL", "LH", "HL", "HH")},
+    "teacher_l1": False, **{f"teacher_band_{band}": False for band in ("LL", "LH", "HL", "HH")},
+}
+
+
+def add_evaluation_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("evaluation during training")
+    group.add_argument("--keep_best", default=None, metavar="METRIC",
+                       choices=sorted(VALIDATION_METRICS),
+                       help="Keep the generator that scores best on this validation metric "
+                            "(never test data) in OUTPUT_DIR/best/ (a save_pretrained folder and "
+                            "best_metric.json with the metric, value and step); checked every "
+                            "--validation_steps and at the end. Paired data: psnr, ssim (higher "
+                            "is better), l1, band_LL/LH/HL/HH (lower); unpaired data with a "
+                            "teacher: teacher_l1, teacher_band_* (distance to the teacher).")
 
 def check_args(args: argparse.Namespace) -> None:
     """Configuration mistakes stop here, before any model or data is loaded."""
@@ -103,18 +172,22 @@ def check_args(args: argparse.Namespace) -> None:
         if getattr(args, name) <= 0:
             raise SystemExit(f"error: --{name} must be > 0, got {getattr(args, name)}.")
     for name in ["checkpointing_steps", "validation_steps", "dataloader_num_workers",
-                 "skip_nan_steps"]:
+                 "lr_warmup_steps",
+                 "skip_nan_steps", "checkpoints_total_limit"]:
         if getattr(args, name) < 0:
-            raise SystemExit(f"error: --{name} must be >= 0, got {getattr(args, name)}.")
-    if args.learning_rate <= 0:
+            unlimited = " (0 keeps every checkpoint)" if name == "checkpoints_total_limit" else ""
+            raise SystemExit(f"error: --{name} must be >= 0{unlimited}, got {getattr(args, name)}.")
+    if not 0 < args.learning_rate < math.inf:
         raise SystemExit(f"error: --learning_rate must be > 0, got {args.learning_rate}.")
     if args.load_size is not None and args.load_size < args.resolution:
         raise SystemExit(f"error: --load_size {args.load_size} is smaller than --resolution "
                          f"{args.resolution}; the random crop needs load_size >= resolution.")
     if not 0 < args.max_bad_fraction <= 1:
         raise SystemExit(f"error: --max_bad_fraction must be in (0, 1], got {args.max_bad_fraction}.")
-    if args.validation_split < 0:
-        raise SystemExit(f"error: --validation_split must be >= 0, got {args.validation_split}.")
+    if not args.validation_split >= 0 or (args.validation_split >= 1 and not (
+            math.isfinite(args.validation_split) and float(args.validation_split).is_integer())):
+        raise SystemExit(f"error: --validation_split must be a fraction in (0, 1), a whole number "
+                         f"of rows >= 1, or 0; got {args.validation_split}.")
     if args.streaming and 0 < args.validation_split < 1:
         raise SystemExit("error: with --streaming, --validation_split must be a row count "
                          f"(e.g. 20), not a fraction ({args.validation_split}).")
@@ -122,6 +195,21 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit("error: --streaming data has no length; pass --max_train_steps.")
     if args.push_to_hub and not args.hub_model_id:
         raise SystemExit("error: --push_to_hub needs --hub_model_id (e.g. user/my-student).")
+    # An --output_dir in the training folder feeds this run's samples.png to the next run.
+    data_dir = os.path.expanduser(args.train_data_dir or args.dataset_name)
+    if os.path.isdir(data_dir):  # not a Hub id
+        data = os.path.realpath(data_dir)
+        out = os.path.realpath(os.path.expanduser(args.output_dir))
+        if os.path.commonpath([data, out]) == data:
+            raise SystemExit(f"error: --output_dir {args.output_dir} is or lies inside the "
+                             f"training folder {data_dir}; the next run would train on this "
+                             "run's outputs (samples.png). Write the outputs elsewhere.")
+    if args.max_image_pixels < 0:
+        raise SystemExit(f"error: --max_image_pixels must be >= 0 (0: no cap), got "
+                         f"{args.max_image_pixels}.")
+    from .data import set_max_image_pixels  # the transforms built later capture it
+
+    set_max_image_pixels(args.max_image_pixels or None)
 
 
 def validation_rows(args: argparse.Namespace) -> float | int:
@@ -132,7 +220,21 @@ def validation_rows(args: argparse.Namespace) -> float | int:
 
 def public_args(args: argparse.Namespace) -> dict[str, Any]:
     """The run arguments without secrets (what ``args.json`` and model cards may show)."""
-    return {k: v for k, v in vars(args).items() if k not in SECRET_ARGS}
+    secrets = [value for name in SECRET_ARGS if (value := getattr(args, name, None))]
+    return {k: _mask(v, secrets) if isinstance(v, str) else v for k, v in vars(args).items()
+            if k not in SECRET_ARGS}
+
+
+def run_settings(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments that shape the models and the method (``public_args`` minus run-only ones):
+    a checkpoint resumes only under the same ones."""
+    return {k: v for k, v in arguments.items() if k not in RUN_ONLY_ARGS}
+
+
+def _mask(word: str, secrets: list[str]) -> str:
+    for secret in secrets:
+        word = word.replace(secret, "***")
+    return word
 
 
 def save_args(args: argparse.Namespace, output_dir: str) -> str:
@@ -143,23 +245,17 @@ def save_args(args: argparse.Namespace, output_dir: str) -> str:
     return path
 
 
-def command_line(script: str, argv: list[str] | None = None) -> str:
-    """The command that launched this run, with any --hub_token value masked."""
-    import shlex
-    import sys
-
+def command_line(script: str, argv: list[str] | None = None, secrets=()) -> str:
+    """The command that launched this run (it goes into the model card), with every word that
+    holds a ``secrets`` value (the parsed token, however it was spelled) or follows
+    ``--hub_token`` masked."""
     words = [f"training_scripts/{script}", *(sys.argv[1:] if argv is None else argv)]
+    secrets = [secret for secret in secrets if secret]
     masked = []
-    hide_next = False
     for word in words:
-        if hide_next:
-            masked.append("***")
-            hide_next = False
-        elif word == "--hub_token":
-            masked.append(word)
-            hide_next = True
+        if masked and masked[-1] == "--hub_token":
+            word = "***"
         elif word.startswith("--hub_token="):
-            masked.append("--hub_token=***")
-        else:
-            masked.append(word)
+            word = "--hub_token=***"
+        masked.append(_mask(word, secrets))
     return "accelerate launch " + " ".join(shlex.quote(w) for w in masked)

@@ -1,19 +1,18 @@
 """What every training script shares: the accelerator, checkpoints, schedules, the GAN step loop.
 
-Checkpoints are accelerate's own ``save_state`` folders (models, optimizers, RNG states, and
-every object registered with ``register_for_checkpointing``), written under a temporary name and
-renamed when complete, so a run killed mid-save never leaves a ``checkpoint-N`` that does not load.
+Checkpoints (wkd_hf/checkpointing.py) are accelerate's ``save_state`` folders plus our own state
+as JSON and safetensors, written under a temporary name and renamed when complete, and checked
+weights-only before a resume loads them.
 """
 
 from __future__ import annotations
 
+import copy
+import logging
 import math
 import os
-import re
-import shutil
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 from accelerate import Accelerator
@@ -22,20 +21,22 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .errors import WKDError
+
 logger = get_logger(__name__)
 
-CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
 
-
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(WKDError):
     """A loss became NaN or Inf; the message names the loss, the step and the last checkpoint."""
 
 
 def build_accelerator(args) -> Accelerator:
     """An Accelerator from the shared run arguments; seeds every RNG with ``args.seed``.
 
-    CPU-only machines get ``cpu=True``, so ``accelerate launch --multi_gpu --num_processes 2``
-    runs real two-process DDP over gloo.
+    ``--mixed_precision`` None leaves the choice to ``accelerate config`` / ``accelerate launch
+    --mixed_precision``. The device is accelerate's choice (CUDA, MPS, XPU, ...) unless ``--cpu``;
+    a machine with no accelerator at all gets ``cpu=True``, so ``accelerate launch --multi_gpu
+    --num_processes 2`` runs real two-process DDP over gloo there.
     """
     report_to = None if args.report_to == "none" else args.report_to
     accelerator = Accelerator(
@@ -45,21 +46,60 @@ def build_accelerator(args) -> Accelerator:
         project_config=ProjectConfiguration(
             project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "logs")),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
-        cpu=args.cpu or not torch.cuda.is_available(),
+        cpu=args.cpu or not has_accelerator_device(),
     )
+    configure_logging(accelerator)
     set_seed(args.seed, device_specific=True)
     return accelerator
 
 
+def has_accelerator_device() -> bool:
+    """Whether torch sees a CUDA, MPS or XPU device."""
+    mps = getattr(torch.backends, "mps", None)
+    xpu = getattr(torch, "xpu", None)
+    return (torch.cuda.is_available() or bool(mps and mps.is_available())
+            or bool(xpu and xpu.is_available()))
+
+
+def configure_logging(accelerator: Accelerator) -> None:
+    """Logs on screen as in the diffusers example scripts: INFO on the local main process,
+    WARNING on the others; datasets at WARNING and diffusers at INFO there (ERROR elsewhere)."""
+    import datasets
+    import diffusers
+
+    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
+                        datefmt="%m/%d/%Y %H:%M:%S", level=logging.INFO)
+    main = accelerator.is_local_main_process
+    logging.getLogger("wkd_hf").setLevel(logging.INFO if main else logging.WARNING)
+    if main:
+        datasets.utils.logging.set_verbosity_warning()
+        diffusers.utils.logging.set_verbosity_info()
+    else:
+        datasets.utils.logging.set_verbosity_error()
+        diffusers.utils.logging.set_verbosity_error()
+
+
 # ----------------------------------------------------------------------------- schedules
+PIX2PIX_SCHEDULER = "pix2pix_linear"
+DIFFUSERS_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine",
+                        "cosine_with_restarts", "polynomial")
+LR_SCHEDULERS = (PIX2PIX_SCHEDULER, *DIFFUSERS_SCHEDULERS)
+
+
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, name: str, max_steps: int,
-                       decay_steps: int | None = None) -> torch.optim.lr_scheduler.LambdaLR:
-    """``constant``, or pix2pix's ``linear``: constant, then linear decay to 0 over the last
-    ``decay_steps`` steps (default: half the run, as pix2pix's 100 + 100 epochs)."""
-    if name == "constant":
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    if name != "linear":
-        raise ValueError(f"lr_scheduler={name!r} must be 'constant' or 'linear'.")
+                       decay_steps: int | None = None, warmup_steps: int = 0
+                       ) -> torch.optim.lr_scheduler.LambdaLR:
+    """``pix2pix_linear``: pix2pix's constant rate, then linear decay to 0 over the last
+    ``decay_steps`` steps (default: half the run, as pix2pix's 100 + 100 epochs). Any other name
+    is diffusers' (``diffusers.optimization.get_scheduler``: ``linear`` decays from the end of
+    ``warmup_steps``, ``cosine``, ``constant``, ...)."""
+    if name in DIFFUSERS_SCHEDULERS:
+        from diffusers.optimization import get_scheduler
+
+        return get_scheduler(name, optimizer, num_warmup_steps=warmup_steps,
+                             num_training_steps=max_steps)
+    if name != PIX2PIX_SCHEDULER:
+        raise ValueError(f"lr_scheduler={name!r} is not one of {list(LR_SCHEDULERS)}.")
     decay = max_steps // 2 if decay_steps is None else decay_steps
     if not 0 <= decay <= max_steps:
         raise ValueError(f"lr_decay_steps={decay} must lie in [0, max_train_steps={max_steps}].")
@@ -74,79 +114,15 @@ def build_adam(parameters: Iterable[nn.Parameter], args) -> torch.optim.Adam:
 
 
 # ----------------------------------------------------------------------------- checkpoints
-def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """Complete ``checkpoint-N`` folders in ``output_dir``, oldest first."""
-    root = Path(output_dir)
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in root.iterdir()
-             if p.is_dir() and (m := CHECKPOINT_PATTERN.match(p.name))]
-    return [path for _, path in sorted(found)]
-
-
-def checkpoint_step(path: str | os.PathLike) -> int:
-    match = CHECKPOINT_PATTERN.match(Path(path).name)
-    if match is None:
-        raise ValueError(f"{path} is not a checkpoint folder (expected a name like checkpoint-500).")
-    return int(match.group(1))
-
-
-def resolve_resume_checkpoint(output_dir: str, resume_from: str | None) -> Path | None:
-    """``latest`` -> the newest complete checkpoint (None when there is none), a path -> itself."""
-    if not resume_from:
-        return None
-    if resume_from == "latest":
-        checkpoints = list_checkpoints(output_dir)
-        if not checkpoints:
-            logger.warning(f"--resume_from_checkpoint latest: no checkpoint in {output_dir}; "
-                           "starting a new run.", main_process_only=True)
-            return None
-        return checkpoints[-1]
-    path = Path(resume_from)
-    if not path.is_dir():
-        raise FileNotFoundError(f"--resume_from_checkpoint {resume_from}: no such folder. Pass "
-                                "'latest' or a checkpoint-N folder written by this script.")
-    checkpoint_step(path)
-    return path
-
-
-def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int,
-                    total_limit: int | None = None) -> Path:
-    """``accelerator.save_state`` into ``.checkpoint-N.tmp``, then an atomic rename to
-    ``checkpoint-N``; keeps at most ``total_limit`` checkpoints. Every rank must call it."""
-    final = Path(output_dir) / f"checkpoint-{step}"
-    temporary = Path(output_dir) / f".checkpoint-{step}.tmp"
-    if accelerator.is_main_process and temporary.exists():
-        shutil.rmtree(temporary)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(temporary))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(temporary, final)
-        if total_limit is not None and total_limit > 0:
-            for old in list_checkpoints(output_dir)[:-total_limit]:
-                shutil.rmtree(old)
-        logger.info(f"Saved {final}")
-    accelerator.wait_for_everyone()
-    return final
-
-
-@dataclass
-class LoopState:
-    """Where the loop is: registered for checkpointing so a resumed run continues exactly."""
-
-    global_step: int = 0
-    epoch: int = 0
-    batches_in_epoch: int = 0
-    skipped_nan_steps: int = 0
-
-    def state_dict(self) -> dict:
-        return dict(self.__dict__)
-
-    def load_state_dict(self, state: Mapping) -> None:
-        self.__dict__.update(state)
+# In wkd_hf/checkpointing.py; importable from here as before.
+from .checkpointing import (  # noqa: E402,F401
+    CHECKPOINT_PATTERN,
+    LoopState,
+    checkpoint_step,
+    list_checkpoints,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+)
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -154,12 +130,13 @@ class LoopState:
 class GANTrainingSetup:
     """The pieces of one GAN training run that the loop drives (all already ``prepare``d)."""
 
-    distiller: object
+    distiller: nn.Module
     generator_optimizer: torch.optim.Optimizer
     discriminator_optimizer: torch.optim.Optimizer
     schedulers: list
     dataloader: torch.utils.data.DataLoader
     trained_modules: list[nn.Module]
+    discriminators: list[nn.Module] = field(default_factory=list)
 
 
 def _first_non_finite(loss: Tensor, logs: Mapping[str, Tensor], name: str) -> str | None:
@@ -188,8 +165,8 @@ def run_gan_training(accelerator: Accelerator, setup: GANTrainingSetup, args,
                      state: LoopState, on_validation: Callable[[int], None] | None = None) -> None:
     """Alternate discriminator and generator updates until ``args.max_train_steps``.
 
-    Per batch: one generator pass (students, and the teacher once without grad), a discriminator
-    update on detached fakes, then a generator update. Checkpoints every
+    Per batch: one generator pass (students, and the teacher once without grad), then the two
+    updates in ``distiller.update_order`` (see :func:`_train_step`). Checkpoints every
     ``args.checkpointing_steps``; ``on_validation(step)`` every ``args.validation_steps`` (all
     ranks call it; it writes on the main process only). A NaN/Inf loss stops the run with
     :class:`NonFiniteLossError` unless ``args.skip_nan_steps`` allows skipping that batch.
@@ -224,8 +201,8 @@ def run_gan_training(accelerator: Accelerator, setup: GANTrainingSetup, args,
             state.epoch += 1
             state.batches_in_epoch = 0
             if state.global_step == 0 and state.epoch > 1:
-                raise RuntimeError("The training data yielded no usable batch in a whole epoch; "
-                                   "check --train_batch_size against the number of images.")
+                raise WKDError("The training data yielded no usable batch in a whole epoch; "
+                               "check --train_batch_size against the number of images.")
     progress.close()
 
 
@@ -240,37 +217,88 @@ def _periodic(accelerator: Accelerator, args, state: LoopState,
 
 def _train_step(accelerator: Accelerator, setup: GANTrainingSetup, batch, args,
                 state: LoopState) -> dict[str, float] | None:
-    """One discriminator update, then one generator update against the updated discriminator
-    (pix2pix's order); None when a non-finite loss was skipped."""
+    """One generator pass and both updates, in ``setup.distiller.update_order``; None when the
+    batch was skipped for a non-finite loss.
+
+    - ``("discriminator", "generator")`` (pix2pix): D steps on detached fakes, then G against
+      the updated D.
+    - ``("generator", "discriminator")`` (CycleGAN, the WKD authors): G steps with D frozen, then
+      D on pooled fakes. Both losses are computed before either step (the D loss only sees
+      detached fakes and D's own parameters, which the G step leaves unchanged), so both are
+      checked before anything is updated.
+
+    A skipped batch updates nothing: in pix2pix's order a generator loss that turns non-finite
+    after the discriminator step restores the discriminators and their optimizer. (Batch-norm
+    running statistics of the generators still saw the batch.)
+    """
     distiller = setup.distiller
     with accelerator.accumulate(*setup.trained_modules):
         outputs = distiller.generate(batch)
-        d_loss, d_logs = distiller.discriminator_loss(batch, outputs)
-        if not _update(accelerator, setup, args, state, d_loss, d_logs, "d_loss",
-                       setup.discriminator_optimizer):
-            return None
-        g_loss, g_logs = distiller.generator_loss(batch, outputs)
-        if not _update(accelerator, setup, args, state, g_loss, g_logs, "g_loss",
-                       setup.generator_optimizer):
-            return None
+        if tuple(distiller.update_order) == ("generator", "discriminator"):
+            losses = _generator_first(accelerator, setup, batch, args, state, outputs)
+        else:
+            losses = _discriminator_first(accelerator, setup, batch, args, state, outputs)
+    if losses is None:
+        return None
+    (d_loss, d_logs), (g_loss, g_logs) = losses
     return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
             **_mean_logs(d_logs), **_mean_logs(g_logs)}
 
 
-def _update(accelerator: Accelerator, setup: GANTrainingSetup, args, state: LoopState,
-            loss: Tensor, logs: Mapping[str, Tensor], name: str,
-            optimizer: torch.optim.Optimizer) -> bool:
-    """Backward and step ``optimizer`` on a finite ``loss``; False when the batch was skipped."""
-    if _skip_if_non_finite(accelerator, setup, args, state, loss, logs, name):
-        return False
+def _discriminator_first(accelerator, setup, batch, args, state, outputs):
+    distiller = setup.distiller
+    d_loss, d_logs = distiller.discriminator_loss(batch, outputs)
+    if _skip_if_non_finite(accelerator, setup, args, state, d_loss, d_logs, "d_loss"):
+        return None
+    undo = _discriminator_snapshot(setup) if state.skipped_nan_steps < args.skip_nan_steps else None
+    _step(accelerator, d_loss, setup.discriminator_optimizer)
+    g_loss, g_logs = distiller.generator_loss(batch, outputs)
+    if _skip_if_non_finite(accelerator, setup, args, state, g_loss, g_logs, "g_loss",
+                           discriminator_updated=True):
+        undo()
+        return None
+    _step(accelerator, g_loss, setup.generator_optimizer)
+    return (d_loss, d_logs), (g_loss, g_logs)
+
+
+def _generator_first(accelerator, setup, batch, args, state, outputs):
+    distiller = setup.distiller
+    g_loss, g_logs = distiller.generator_loss(batch, outputs)
+    if _skip_if_non_finite(accelerator, setup, args, state, g_loss, g_logs, "g_loss"):
+        return None
+    pools = {name: pool.snapshot() for name, pool in distiller.pools.items()}
+    d_loss, d_logs = distiller.discriminator_loss(batch, outputs)
+    if _skip_if_non_finite(accelerator, setup, args, state, d_loss, d_logs, "d_loss"):
+        for name, images in pools.items():
+            distiller.pools[name].restore(images)
+        return None
+    _step(accelerator, g_loss, setup.generator_optimizer)
+    _step(accelerator, d_loss, setup.discriminator_optimizer)
+    return (d_loss, d_logs), (g_loss, g_logs)
+
+
+def _step(accelerator: Accelerator, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:
     accelerator.backward(loss)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return True
+
+
+def _discriminator_snapshot(setup: GANTrainingSetup) -> Callable[[], None]:
+    """A function that puts the discriminators and their optimizer back as they are now."""
+    modules = [copy.deepcopy(m.state_dict()) for m in setup.discriminators]
+    optimizer = copy.deepcopy(setup.discriminator_optimizer.state_dict())
+
+    def undo() -> None:
+        for module, saved in zip(setup.discriminators, modules):
+            module.load_state_dict(saved)
+        setup.discriminator_optimizer.load_state_dict(optimizer)
+
+    return undo
 
 
 def _skip_if_non_finite(accelerator: Accelerator, setup: GANTrainingSetup, args, state: LoopState,
-                        loss: Tensor, logs: Mapping[str, Tensor], name: str) -> bool:
+                        loss: Tensor, logs: Mapping[str, Tensor], name: str,
+                        discriminator_updated: bool = False) -> bool:
     bad = _check_finite(accelerator, loss, logs, name)
     if bad is None:
         return False
@@ -284,8 +312,10 @@ def _skip_if_non_finite(accelerator: Accelerator, setup: GANTrainingSetup, args,
         return True
     checkpoints = list_checkpoints(args.output_dir)
     last = str(checkpoints[-1]) if checkpoints else "none yet"
+    updated = ("The discriminator had already been updated on this batch; nothing of it is "
+               "saved" if discriminator_updated else "Nothing was updated with it")
     raise NonFiniteLossError(
-        f"Loss {bad} became non-finite (NaN/Inf) at step {step}. Nothing was updated with it; "
+        f"Loss {bad} became non-finite (NaN/Inf) at step {step}. {updated}; "
         f"the last good checkpoint is {last}. Try a lower --learning_rate, "
         f"--mixed_precision no, or --skip_nan_steps N to skip such batches.")
 

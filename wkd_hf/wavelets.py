@@ -18,6 +18,7 @@ slightly larger bands (zero padding adds ``len(filter) - 2`` border coefficients
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import pywt
@@ -68,6 +69,13 @@ def check_resolution(height: int, width: int, levels: int, wave: str = "haar") -
         )
 
 
+def _autocast_disabled(device_type: str) -> contextlib.AbstractContextManager:
+    """``torch.autocast(enabled=False)`` where autocast exists (not on ``meta``)."""
+    if device_type == "meta":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 class WaveletBandSplit(nn.Module):
     """Multi-level 2-D DWT (``pytorch_wavelets.DWTForward``, ``mode="zero"``) in float32.
 
@@ -96,16 +104,21 @@ class WaveletBandSplit(nn.Module):
             self._checked_sizes.add((height, width))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """Split ``x`` (N x C x H x W, any float dtype) into ``(ll, highs)``, both float32.
+        """Split ``x`` (N x C x H x W, any float dtype) into ``(ll, highs)``, float32 (float64
+        for a float64 ``x``).
 
         ``ll``: N x C x h x w; ``highs[j]``: N x C x 3 x h_j x w_j, ``highs[0]`` the finest level,
         the 3 being (LH, HL, HH). Autocast is disabled inside, so this is safe under bf16/fp16.
+        The filters are buffers: they move with the module, never to ``x``'s device by themselves.
         """
         if x.dim() != 4:
             raise ValueError(f"Expected an N x C x H x W tensor, got shape {tuple(x.shape)}.")
         self.validate(x.shape[-2], x.shape[-1])
-        with torch.autocast(device_type=x.device.type, enabled=False):
-            ll, highs = self.dwt(x.float())
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        if self.dwt.h0_col.dtype != dtype:
+            self.dwt.to(dtype)  # half-precision filters would lose the DWT's accuracy
+        with _autocast_disabled(x.device.type):
+            ll, highs = self.dwt(x.to(dtype))
         return ll, list(highs)
 
     def extra_repr(self) -> str:

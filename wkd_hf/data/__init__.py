@@ -11,6 +11,7 @@
 """
 
 from .images import (
+    DEFAULT_MAX_IMAGE_PIXELS,
     BadImageError,
     BadSampleTracker,
     PairedTransform,
@@ -18,6 +19,7 @@ from .images import (
     UnpairedTransform,
     decode_image,
     is_bad_sample,
+    set_max_image_pixels,
     split_side_by_side,
 )
 from .loaders import (
@@ -31,6 +33,7 @@ from .loaders import (
 from .sources import DatasetUnreachableError, load_paired_dataset, load_unpaired_datasets
 
 __all__ = [
+    "DEFAULT_MAX_IMAGE_PIXELS",
     "BadImageError",
     "BadSampleTracker",
     "DatasetUnreachableError",
@@ -46,6 +49,7 @@ __all__ = [
     "is_bad_sample",
     "load_paired_dataset",
     "load_unpaired_datasets",
+    "set_max_image_pixels",
     "split_side_by_side",
     "split_train_validation",
 ]

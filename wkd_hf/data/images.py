@@ -11,7 +11,12 @@ Decoding policy (:func:`decode_image`), every image ends as 8-bit RGB:
   transparent background becomes white, not black).
 - 16-bit and 32-bit integer grayscale (``I;16*``, ``I``): the 0..65535 range is mapped linearly to
   0..255 (values outside are clipped). ``F`` (float): clipped to 0..255.
-- A truncated / corrupt / missing / non-image file raises :class:`BadImageError`.
+- A truncated / corrupt / missing / non-image file, a null value (e.g. a null ``file_name`` in
+  ``metadata.jsonl``) and an image of more than ``max_image_pixels`` pixels (checked from the
+  header, before decoding: a 12000 x 12000 file would take ~0.5 GB as RGB) raise
+  :class:`BadImageError`. The cap defaults to :data:`DEFAULT_MAX_IMAGE_PIXELS` (64 megapixels);
+  :func:`set_max_image_pixels` changes it for the process (``--max_image_pixels``), and the
+  transforms capture it when built, so DataLoader workers use it too.
 
 Side-by-side (pix2pix "AB") images are split into two halves of ``width // 2`` columns; an odd
 width drops the last column (one warning per process). Paired images of different sizes are each
@@ -29,6 +34,7 @@ row from (seed, epoch, row index), which makes augmentation reproducible and exa
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -47,6 +53,9 @@ SOURCE_LEFT, SOURCE_RIGHT = "source_left", "source_right"
 _INT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _warned: set[str] = set()
+DEFAULT_MAX_IMAGE_PIXELS = 64 * 2**20  # 64 megapixels: 8192 x 8192 fits
+_max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
+_PROCESS_SETTING: Any = object()  # decode_image's default: use _max_image_pixels
 
 
 class BadImageError(ValueError):
@@ -78,14 +87,55 @@ def image_path(value: Any) -> str:
     return getattr(value, "filename", "") or ""
 
 
-def _open(value: Any) -> PIL.Image.Image:
-    """Open and fully load an image value: PIL image, path, raw bytes or ``{"bytes", "path"}``."""
+def set_max_image_pixels(max_pixels: int | None) -> None:
+    """Largest image (width x height) :func:`decode_image` accepts in this process; ``None``: no
+    cap of ours (PIL's own decompression-bomb limit still applies). Transforms built afterwards
+    capture the value."""
+    global _max_image_pixels
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int)
+                                   or max_pixels < 1):
+        raise ValueError(f"max_image_pixels={max_pixels!r} must be a positive int or None.")
+    _max_image_pixels = max_pixels
+
+
+def get_max_image_pixels() -> int | None:
+    return _max_image_pixels
+
+
+def _check_pixels(image: PIL.Image.Image, max_pixels: int | None) -> None:
+    width, height = image.size
+    if max_pixels is not None and width * height > max_pixels:
+        raise ValueError(f"{width}x{height} is {width * height / 1e6:.1f} megapixels, more than "
+                         f"max_image_pixels={max_pixels} ({max_pixels / 1e6:.1f} megapixels); "
+                         "downscale the file or raise --max_image_pixels")
+
+
+def _open(value: Any, max_pixels: int | None = None) -> PIL.Image.Image:
+    """Open an image value (PIL image, path, raw bytes or ``{"bytes", "path"}``), check its size
+    from the header against ``max_pixels``, then load it (as ``datasets.Image`` would)."""
     if isinstance(value, PIL.Image.Image):
+        _check_pixels(value, max_pixels)
         value.load()
         return value
-    import datasets  # handles local paths, bytes and remote (hf://, zip://) paths alike
+    value = _as_value_dict(value)
+    data, path = value["bytes"], value["path"]
+    if data is None and path is None:
+        raise ValueError("the value has neither bytes nor a path")
+    if data is None:
+        from datasets.download.download_config import DownloadConfig
+        from datasets.utils.file_utils import is_local_path, xopen
 
-    return datasets.Image().decode_example(_as_value_dict(value))
+        if not is_local_path(path):  # hf://, zip://... read as datasets.Image does
+            with xopen(path, "rb", download_config=DownloadConfig()) as handle:
+                data = handle.read()
+    image = PIL.Image.open(io.BytesIO(data) if data is not None else path)
+    try:
+        _check_pixels(image, max_pixels)
+        image.load()  # a local file is closed once read
+    except BaseException:
+        image.close()
+        raise
+    return image
 
 
 def _as_value_dict(value: Any) -> dict[str, Any]:
@@ -141,22 +191,32 @@ def _exif_transposed(image: PIL.Image.Image) -> PIL.Image.Image:
     return image
 
 
-def decode_image(value: Any) -> PIL.Image.Image:
+def decode_image(value: Any, max_pixels: Any = _PROCESS_SETTING) -> PIL.Image.Image:
     """Decode one image value to an 8-bit RGB ``PIL.Image`` (EXIF orientation applied).
 
     Args:
         value: ``{"bytes": bytes | None, "path": str | None}`` (``datasets.Image(decode=False)``),
-            a path, raw encoded bytes, or a ``PIL.Image``.
+            a path, raw encoded bytes, or a ``PIL.Image``. ``None`` (a null cell, e.g. a null
+            ``file_name`` in ``metadata.jsonl``) is a bad image.
+        max_pixels: the largest width x height accepted, checked before decoding; default: the
+            process setting (:func:`set_max_image_pixels`, 64 megapixels), ``None``: no cap.
 
     Raises:
-        BadImageError: the image is truncated, corrupt, missing, or not an image.
+        BadImageError: the image is truncated, corrupt, missing, null, too large, or not an image.
     """
+    if value is None:
+        raise BadImageError("", "no image (null value, e.g. a null file_name in metadata.jsonl)")
     if not isinstance(value, PIL.Image.Image):
         value = _as_value_dict(value)  # a wrong input type is a TypeError, not a bad image
+    if max_pixels is _PROCESS_SETTING:
+        max_pixels = _max_image_pixels
     try:
-        return to_rgb(_exif_transposed(_open(value)))
+        return to_rgb(_exif_transposed(_open(value, max_pixels)))
     except Exception as err:  # PIL raises many types for broken files (OSError, SyntaxError, ...)
         reason = re.sub(r"<_io\.BytesIO object at 0x[0-9a-fA-F]+>", "<bytes>", str(err))
+        if isinstance(err, PIL.Image.DecompressionBombError):
+            reason += (" (PIL's own limit, 2 x PIL.Image.MAX_IMAGE_PIXELS, applies whatever "
+                       "--max_image_pixels says)")
         raise BadImageError(image_path(value), f"{type(err).__name__}: {reason}") from err
 
 
@@ -247,7 +307,7 @@ class _ImageTransform:
     images of a row (train), or a plain resize to ``resolution`` (eval)."""
 
     def __init__(self, resolution: int, load_size: int | None = None, flip: bool = True,
-                 train: bool = True) -> None:
+                 train: bool = True, max_image_pixels: Any = _PROCESS_SETTING) -> None:
         load_size = resolution if load_size is None else load_size
         if not isinstance(resolution, int) or resolution < 1:
             raise ValueError(f"resolution={resolution!r} must be a positive int (e.g. 256).")
@@ -258,6 +318,12 @@ class _ImageTransform:
         self.load_size = load_size
         self.flip = flip
         self.train = train
+        # captured now so that DataLoader workers (even spawned ones) apply the same cap
+        self.max_image_pixels = (_max_image_pixels if max_image_pixels is _PROCESS_SETTING
+                                 else max_image_pixels)
+
+    def _decode(self, value: Any) -> PIL.Image.Image:
+        return decode_image(value, self.max_image_pixels)
 
     def _geometry(self, images: Sequence[PIL.Image.Image]) -> list[torch.Tensor]:
         """Same crop and flip for every image -> list of 3 x R x R tensors in [-1, 1]."""
@@ -287,20 +353,19 @@ class PairedTransform(_ImageTransform):
 
     def __call__(self, row: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            source, target = self._decode(row)
+            source, target = self._decode_row(row)
         except BadImageError as err:
             return bad_sample(err.source, err.reason)
         source_t, target_t = self._geometry([source, target])
         return {"source": source_t, "target": target_t}
 
-    @staticmethod
-    def _decode(row: Mapping[str, Any]) -> tuple[PIL.Image.Image, PIL.Image.Image]:
+    def _decode_row(self, row: Mapping[str, Any]) -> tuple[PIL.Image.Image, PIL.Image.Image]:
         layout = row.get(LAYOUT_COLUMN)
         if layout is None:
-            return decode_image(row["source"]), decode_image(row["target"])
+            return self._decode(row["source"]), self._decode(row["target"])
         if layout not in (SOURCE_LEFT, SOURCE_RIGHT):
             raise ValueError(f"layout={layout!r} must be {SOURCE_LEFT!r} or {SOURCE_RIGHT!r}.")
-        left, right = split_side_by_side(decode_image(row["source"]), image_path(row["source"]))
+        left, right = split_side_by_side(self._decode(row["source"]), image_path(row["source"]))
         return (left, right) if layout == SOURCE_LEFT else (right, left)
 
 
@@ -310,7 +375,7 @@ class UnpairedTransform(_ImageTransform):
 
     def __call__(self, row: Mapping[str, Any]) -> dict[str, Any]:
         try:
-            image = decode_image(row["image"])
+            image = self._decode(row["image"])
         except BadImageError as err:
             return bad_sample(err.source, err.reason)
         return {"image": self._geometry([image])[0]}

@@ -16,6 +16,10 @@ Sources (``train_data_dir`` and ``dataset_name`` are mutually exclusive):
   one split ``"train"`` (file names never pick splits: ``datasets``' own inference would put a
   ``test_1.png`` in a ``test`` split and silently drop the other files). A ``metadata.jsonl`` with
   ``input_file_name`` / ``target_file_name`` gives two image columns ``input`` / ``target``.
+  Hostile data is refused up front: a metadata file name that is absolute, a URL or leaves the
+  metadata file's folder (``../..``) is a ValueError naming the line, and that file is never
+  read. Files whose names are not valid UTF-8 (``datasets`` cannot store them) are skipped with a
+  warning naming them. A null metadata file name becomes a bad row (skipped and named).
 - ``train_data_dir`` with parquet files: the ``parquet`` builder (splits from file names, e.g.
   ``train-00000-of-00001.parquet``).
 - ``train_data_dir`` / ``dataset_name`` with ``trainA/`` + ``trainB/`` (CycleGAN layout, unpaired).
@@ -25,15 +29,20 @@ Sources (``train_data_dir`` and ``dataset_name`` are mutually exclusive):
 
 from __future__ import annotations
 
+import csv
+import glob
+import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import datasets
 
+from ..hub import HubUnavailableError
+from ..hub import hub_reachable as _hub_reachable  # the one Hub probe (also models')
 from .images import LAYOUT_COLUMN, SOURCE_LEFT, SOURCE_RIGHT
 
 logger = logging.getLogger(__name__)
@@ -44,10 +53,11 @@ PAIRED_COLUMN_CANDIDATES = (("imageA", "imageB"), ("input", "target"), ("source"
 UNPAIRED_COLUMN_CANDIDATES = (("imageA", "imageB"), ("A", "B"))
 SPLIT_FOLDER_NAMES = ("train", "test", "validation", "valid", "val", "dev", "eval")
 _HINT_LOCAL = "pass --train_data_dir for a local folder"
+METADATA_FILE_NAMES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
 
 
-class DatasetUnreachableError(ConnectionError):
-    """A Hub dataset was requested but the Hub cannot be reached (offline mode, no network)."""
+# A Hub dataset was requested but the Hub cannot be reached: the project's one such error.
+DatasetUnreachableError = HubUnavailableError
 
 
 # ----------------------------------------------------------------------------- local folders
@@ -78,12 +88,127 @@ def _folder_builder(folder: Path) -> str:
         "images with a metadata.jsonl, parquet files, or trainA/ + trainB/ folders.")
 
 
+def _is_utf8(path: Path | str) -> bool:
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:  # an undecodable byte kept as a surrogate (PEP 383)
+        return False
+    return True
+
+
+def _split_files(folder: Path) -> list[str]:
+    """``data_files`` of one split folder: ``<folder>/**``; when some names are not valid UTF-8
+    (``datasets`` cannot store them: the whole load would fail), the other files one by one
+    (glob-escaped), with a warning naming the skipped ones."""
+    files = _visible_files(folder)
+    if all(_is_utf8(p) for p in files):
+        return [str(folder / "**")]
+    skipped = [repr(os.fsencode(p.relative_to(folder))) for p in files if not _is_utf8(p)]
+    kept = [glob.escape(str(p)) for p in files if _is_utf8(p)]
+    logger.warning("Skipping %d file(s) of %s whose names are not valid UTF-8 (datasets cannot "
+                   "store them): %s. Rename them to train on them.", len(skipped), folder,
+                   ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
+    if not kept:
+        raise ValueError(f"No file of {folder} has a valid UTF-8 name ({', '.join(skipped[:5])}"
+                         "...); rename them.")
+    return kept
+
+
 def _split_folders(folder: Path) -> dict[str, list[str]]:
     """``data_files`` for imagefolder: split subfolders, or the whole folder as ``"train"``."""
+    if not _is_utf8(folder):
+        raise ValueError(f"The folder path {os.fsencode(folder)!r} is not valid UTF-8, which "
+                         "datasets cannot store; rename it.")
     subfolders = {p.name: p for p in folder.iterdir() if p.is_dir()}
-    splits = {name: [str(sub / "**")] for name, sub in sorted(subfolders.items())
+    splits = {name: _split_files(sub) for name, sub in sorted(subfolders.items())
               if name in SPLIT_FOLDER_NAMES and _visible_files(sub)}
-    return splits or {"train": [str(folder / "**")]}
+    return splits or {"train": _split_files(folder)}
+
+
+# ----------------------------------------------------------------------------- metadata files
+def _is_file_name_column(name: str) -> bool:
+    return name in ("file_name", "file_names") or name.endswith(("_file_name", "_file_names"))
+
+
+def _metadata_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, row) for each row of a metadata.jsonl / .csv / .parquet, file-name columns only."""
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        columns = [c for c in pq.read_schema(path).names if _is_file_name_column(c)]
+        for number, row in enumerate(pq.read_table(path, columns=columns).to_pylist()):
+            yield f"row {number}", row
+    elif path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as handle:
+            for number, row in enumerate(csv.DictReader(handle), 1):
+                yield f"row {number}", {k: v for k, v in row.items()
+                                        if k and _is_file_name_column(k)}
+    else:
+        with path.open(encoding="utf-8") as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(f"{path} line {number} is not valid JSON ({err}); fix or "
+                                     "remove the line.") from None
+                if not isinstance(row, dict):
+                    raise ValueError(f"{path} line {number} is not a JSON object: {line[:80]!r}.")
+                yield f"line {number}", {k: v for k, v in row.items() if _is_file_name_column(k)}
+
+
+def unsafe_file_name(value: Any) -> str | None:
+    """Why a metadata file name must not be read, or None when it is safe (a null is left to the
+    bad-row mechanism). Safe: a relative path that stays in the metadata file's folder."""
+    if value is None:
+        return None
+    if isinstance(value, list):
+        return next((why for item in value if (why := unsafe_file_name(item))), None)
+    if not isinstance(value, str):
+        return f"is not a string but a {type(value).__name__}"
+    if "://" in value:
+        return "is a URL"
+    if os.path.isabs(value) or value.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", value):
+        return "is an absolute path"
+    relative = os.path.normpath(value.replace("\\", "/")).replace("\\", "/")
+    if relative == ".." or relative.startswith("../"):
+        return "leaves the metadata file's folder"
+    return None
+
+
+def check_metadata_files(folder: Path) -> None:
+    """Refuse, before anything is read, metadata whose file names point outside their folder.
+
+    ``datasets`` joins a metadata ``file_name`` to the metadata file's folder; ``../../x`` or
+    ``/etc/passwd`` would read any file on the machine (recent ``datasets`` versions refuse them
+    too, but only while generating the dataset, i.e. mid-training when streaming).
+    """
+    problems = []
+    for path in _visible_files(folder):
+        if path.name not in METADATA_FILE_NAMES:
+            continue
+        for where, row in _metadata_rows(path):
+            problems += [f"{path} {where}: {column}={value!r} {why}" for column, value in
+                         row.items() if (why := unsafe_file_name(value))]
+            if len(problems) >= 5:
+                break
+    if problems:
+        raise ValueError("Refusing metadata file names that do not name a file inside the "
+                         "metadata file's folder (relative paths only, no '..' out of it, no "
+                         "absolute paths or URLs): " + "; ".join(problems[:5]) + ". Fix or "
+                         "remove these rows.")
+
+
+def _load_dataset(where: Path, *args: Any, **kwargs: Any) -> dict[str, AnyDataset]:
+    """``datasets.load_dataset`` on a local folder; a failure to generate the dataset is a
+    ValueError naming the folder and the cause (instead of a ``DatasetGenerationError``)."""
+    try:
+        return dict(datasets.load_dataset(*args, **kwargs))
+    except datasets.exceptions.DatasetGenerationError as err:
+        cause = err.__cause__ or err.__context__ or err
+        raise ValueError(f"Could not read the data in {where}: {type(cause).__name__}: "
+                         f"{cause}") from err
 
 
 def _is_saved_to_disk(folder: Path) -> bool:
@@ -114,12 +239,11 @@ def load_local_folder(folder: str | os.PathLike, *, streaming: bool = False,
         return _load_from_disk(path, streaming)
     builder = _folder_builder(path)
     if builder == "imagefolder":
-        loaded = datasets.load_dataset("imagefolder", data_files=_split_folders(path),
-                                       drop_labels=True, streaming=streaming, cache_dir=cache_dir)
-    else:
-        loaded = datasets.load_dataset("parquet", data_dir=str(path), streaming=streaming,
-                                       cache_dir=cache_dir)
-    return dict(loaded)
+        check_metadata_files(path)
+        return _load_dataset(path, "imagefolder", data_files=_split_folders(path),
+                             drop_labels=True, streaming=streaming, cache_dir=cache_dir)
+    return _load_dataset(path, "parquet", data_dir=str(path), streaming=streaming,
+                         cache_dir=cache_dir)
 
 
 def domain_folders(folder: Path) -> list[str]:
@@ -134,18 +258,6 @@ def _hub_offline() -> bool:
     import huggingface_hub
 
     return huggingface_hub.constants.is_offline_mode()
-
-
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    """One HEAD request to the configured endpoint (proxies respected), no retries."""
-    import huggingface_hub
-    from huggingface_hub.utils import get_session
-
-    try:
-        get_session().head(huggingface_hub.constants.ENDPOINT, timeout=timeout)
-    except Exception:  # noqa: BLE001 - any failure means "not reachable now"
-        return False
-    return True
 
 
 def _network_errors() -> tuple[type[BaseException], ...]:
@@ -212,9 +324,9 @@ def load_splits(*, dataset_name: str | None = None, dataset_config_name: str | N
         return load_hub_dataset(dataset_name, dataset_config_name, streaming=streaming,
                                 cache_dir=cache_dir)
     if train_data_dir is None and not _is_saved_to_disk(folder):  # a local dataset_name
-        loaded = datasets.load_dataset(str(folder), dataset_config_name, streaming=streaming,
-                                       cache_dir=cache_dir)
-        return dict(loaded)
+        check_metadata_files(folder)
+        return _load_dataset(folder, str(folder), dataset_config_name, streaming=streaming,
+                             cache_dir=cache_dir)
     return load_local_folder(folder, streaming=streaming, cache_dir=cache_dir)
 
 
@@ -274,16 +386,33 @@ def detect_two_columns(dataset: AnyDataset,
                      "--target_column).")
 
 
+def _can_hold_images(feature: Any) -> bool:
+    """Image features, ``{"bytes", "path"}`` structs, and string (path) / binary (bytes) values."""
+    if isinstance(feature, dict):
+        return bool(feature) and set(feature) <= {"bytes", "path"}
+    if isinstance(feature, datasets.Value):
+        return feature.dtype in ("string", "large_string", "binary", "large_binary")
+    return isinstance(feature, datasets.Image)
+
+
 def as_undecoded(dataset: AnyDataset, *columns: str) -> AnyDataset:
     """Cast ``columns`` to ``datasets.Image(decode=False)`` (metadata-only for Image columns).
 
     Do this FIRST: a streaming dataset decodes its Image columns in every later ``map`` step
-    (``select_columns`` / ``rename_columns`` included), which would crash on a bad file.
+    (``select_columns`` / ``rename_columns`` included), which would crash on a bad file. A
+    column that cannot hold images (numbers, lists...) is a ValueError here, not an Arrow error
+    at the first row (streaming casts lazily).
     """
     for column in dict.fromkeys(columns):
+        feature = dataset.features.get(column) if dataset.features is not None else None
+        if feature is not None and not _can_hold_images(feature):
+            raise ValueError(f"Column {column!r} holds {feature}, not images (an Image feature, "
+                             "file paths or encoded bytes); name the image columns explicitly "
+                             "(--source_column/--target_column or --domain_a_column/"
+                             "--domain_b_column).")
         try:
             dataset = dataset.cast_column(column, datasets.Image(decode=False))
-        except (TypeError, ValueError) as err:
+        except (TypeError, ValueError, NotImplementedError) as err:
             feature = dataset.features[column] if dataset.features else "?"
             raise ValueError(f"Column {column!r} holds {feature}, not images: {err}") from err
     return dataset

@@ -1,8 +1,10 @@
 """Efficiency profile of a generator: parameters, MACs and measured latency.
 
-``wkd-profile`` (see :func:`main`) prints the profile of one model and its ratios to others::
+``wkd-profile`` (see :func:`main`) prints the profile of one model and its ratios to others
+(saved model folders, Hub ids, or pix2pix / CycleGAN / GAN Compression checkpoint files)::
 
     wkd-profile --model teacher_dir --compare student_dir --resolution 256 --num_threads 2
+    wkd-profile --model latest_net_G.pth --no_latency
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import statistics
 import sys
 import time
@@ -140,9 +143,12 @@ def measure_latency(
     ``num_threads`` sets torch's intra-op threads for the measurement only (restored after).
     The model must already be on ``device``; CUDA is synchronised around each run.
     """
-    if repeats < 1 or warmup < 0:
+    bad_threads = num_threads is not None and num_threads < 1
+    if repeats < 1 or warmup < 0 or batch_size < 1 or bad_threads:
         raise ValueError(
-            f"Need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}."
+            f"Need repeats >= 1, warmup >= 0, batch_size >= 1 and num_threads >= 1 (or None); got "
+            f"repeats={repeats}, warmup={warmup}, batch_size={batch_size}, "
+            f"num_threads={num_threads}."
         )
     device = torch.device(device)
     param = next(model.parameters(), None)
@@ -241,52 +247,138 @@ def format_profiles(profiles: Sequence[EfficiencyProfile]) -> str:
     return "\n".join(lines)
 
 
+def _count(minimum: int):
+    """argparse type: an int >= ``minimum`` (a bad value is one ``error:`` line, no traceback)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="wkd-profile", description="Params, MACs, latency of models.")
-    p.add_argument("--model", required=True, help="Folder or Hub id of a save_pretrained model.")
+    p = argparse.ArgumentParser(prog="wkd-profile", description="Params, MACs, latency of models.",
+                                allow_abbrev=False)
+    p.add_argument("--model", required=True,
+                   help="Folder or Hub id of a save_pretrained model, or a pix2pix / CycleGAN / "
+                        "GAN Compression checkpoint file (.pth, .safetensors).")
     p.add_argument("--subfolder", default=None, help="Subfolder inside --model and --compare.")
     p.add_argument("--compare", nargs="*", default=[], help="More models; ratios are vs --model.")
-    p.add_argument("--resolution", type=int, default=256, help="Square input size in pixels.")
-    p.add_argument("--num_threads", type=int, default=None, help="torch threads while timing.")
-    p.add_argument("--repeats", type=int, default=20, help="Timed forward passes per model.")
-    p.add_argument("--warmup", type=int, default=3, help="Untimed forward passes first.")
+    p.add_argument("--resolution", type=_count(1), default=256, help="Square input size (px).")
+    p.add_argument("--batch_size", type=_count(1), default=1, help="Images per timed forward.")
+    p.add_argument("--num_threads", type=_count(1), default=None, help="torch threads (timing).")
+    p.add_argument("--repeats", type=_count(1), default=20, help="Timed forward passes per model.")
+    p.add_argument("--warmup", type=_count(0), default=3, help="Untimed forward passes first.")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
     p.add_argument("--no_latency", action="store_true", help="Only params and MACs.")
+    p.add_argument("--suggest", action="store_true",
+                   help="Treat --model as a teacher and list candidate students (ResNet and "
+                        "mobile ngf 8-48, or U-Nets) with params, MACs and measured latency.")
     p.add_argument("--json", default=None, help="Also write the profiles to this JSON file.")
     return p.parse_args(argv)
 
 
+def _fail(message: str) -> None:
+    sys.exit(f"wkd-profile: error: {message}")
+
+
+def _check_device(device: str) -> None:
+    """``--device`` must parse and exist on this machine."""
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as err:
+        _fail(f"--device {device!r} is not a device ({err}); use cpu, cuda or cuda:<index>")
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            _fail(f"--device {device} but CUDA is not available on this machine; use --device cpu")
+        if parsed.index is not None and parsed.index >= count:
+            _fail(f"--device {device} but this machine has {count} CUDA device(s) (0..{count - 1})")
+    elif parsed.type not in ("cpu", "mps"):
+        _fail(f"--device {device}: use cpu, cuda or cuda:<index>")
+
+
+def _check_json_path(path: str) -> None:
+    """Create ``--json``'s folder and check the file can be written, before any profiling."""
+    existed = os.path.exists(path)
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as err:
+        where = f" ({err.filename})" if err.filename and err.filename != path else ""
+        _fail(f"cannot write --json {path}: {err.strerror or err}{where}")
+    if not existed:
+        os.remove(path)
+
+
 def _load(name: str, subfolder: str | None) -> nn.Module:
-    """Load through ``wkd_hf.models``; a failure exits with a one-line message, no traceback."""
+    """Load a saved model, or convert a checkpoint file; a failure exits with a one-line message,
+    no traceback."""
     from wkd_hf.models import load_pretrained_model
 
     try:
+        if os.path.isfile(name):
+            from wkd_hf.conversion import convert_pix2pix_checkpoint
+
+            return convert_pix2pix_checkpoint(name)
         return load_pretrained_model(name, subfolder=subfolder)
     except Exception as err:  # noqa: BLE001 - any loading failure becomes a CLI error
         where = repr(name) + (f" (subfolder {subfolder!r})" if subfolder else "")
-        sys.exit(f"wkd-profile: error: could not load model {where}: {type(err).__name__}: {err}")
+        _fail(f"could not load model {where}: {type(err).__name__}: {err}")
 
 
 def _profile(name: str, args: argparse.Namespace) -> EfficiencyProfile:
-    model = _load(name, args.subfolder).to(args.device)
+    model = _load(name, args.subfolder)
+    check = getattr(model, "check_input_size", None)
+    if callable(check):
+        try:
+            check(args.resolution, args.resolution)
+        except ValueError as err:
+            _fail(f"--resolution {args.resolution} does not fit {name}: {err}")
+    model = model.to(args.device)
     if args.no_latency:
         return profile_model(model, args.resolution, latency=False, name=name)
-    timing = {"num_threads": args.num_threads, "warmup": args.warmup, "repeats": args.repeats}
+    timing = {"num_threads": args.num_threads, "warmup": args.warmup, "repeats": args.repeats,
+              "batch_size": args.batch_size}
     return profile_model(model, args.resolution, name=name, device=args.device, **timing)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``wkd-profile`` console script; prints a table, optionally writes JSON."""
+    """Entry point of the ``wkd-profile`` console script; prints a table, optionally writes JSON.
+    Bad arguments, devices, output paths, models or resolutions exit with one ``error:`` line."""
     args = _parse_args(argv)
-    profiles = [_profile(name, args) for name in [args.model, *args.compare]]
-    print(f"resolution {args.resolution}x{args.resolution}, device {args.device}, batch 1")
+    _check_device(args.device)
+    if args.json:
+        _check_json_path(args.json)
+    if args.suggest:
+        from wkd_hf.budget import suggest_students
+
+        teacher = _load(args.model, args.subfolder).to(args.device)
+        timing = {} if args.no_latency else {"num_threads": args.num_threads, "warmup":
+                                              args.warmup, "repeats": args.repeats,
+                                              "batch_size": args.batch_size}
+        try:
+            profiles = suggest_students(teacher, args.resolution, latency=not args.no_latency,
+                                        device=args.device, **timing)
+        except ValueError as err:
+            _fail(f"--suggest for {args.model}: {err}")
+    else:
+        profiles = [_profile(name, args) for name in [args.model, *args.compare]]
+    batch = 1 if args.no_latency else args.batch_size
+    print(f"resolution {args.resolution}x{args.resolution}, device {args.device}, batch {batch}")
     print(format_profiles(profiles))
     if args.json:
         report = {
             "profiles": [p.to_dict() for p in profiles],
             "ratios_vs_first": [compression_ratios(profiles[0], p) for p in profiles],
         }
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
 

@@ -8,11 +8,12 @@ from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
 from .layers import NORM_TYPES, check_choice, check_int, conv_bias, init_weights, norm_layer
+from .loading import CheckedLoadingMixin
 
 KERNEL, PAD = 4, 1
 
 
-class PatchDiscriminator(ModelMixin, ConfigMixin):
+class PatchDiscriminator(CheckedLoadingMixin, ModelMixin, ConfigMixin):
     r"""PatchGAN discriminator: one real/fake logit per (70x70 for ``n_layers=3``) input patch.
 
     ``self.model`` keeps upstream's indices: ``0`` Conv 4x4 stride 2 ``in_channels -> ndf`` (with
@@ -26,7 +27,7 @@ class PatchDiscriminator(ModelMixin, ConfigMixin):
         ndf (`int`, defaults to 64): width of the first conv.
         n_layers (`int`, defaults to 3): number of stride-2 convs (3 is pix2pix's ``basic`` D).
         norm_type (`str`, defaults to ``"batch"``): ``"batch"``, ``"instance"`` (convs get a bias,
-            as upstream) or ``"none"``.
+            as upstream), ``"instance_affine"`` or ``"none"``.
     """
 
     @register_to_config

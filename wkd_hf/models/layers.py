@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-NORM_TYPES = ("instance", "batch", "none")
+NORM_TYPES = ("instance", "batch", "none", "instance_affine")
 PADDING_TYPES = ("reflect", "replicate", "zero")
 INIT_TYPES = ("normal", "xavier", "kaiming", "orthogonal")
 
@@ -39,19 +39,21 @@ def check_bool(name: str, value: Any) -> None:
 def conv_bias(norm_type: str) -> bool:
     """Whether convs followed by a norm carry a bias.
 
-    Upstream's rule (``use_bias = norm_layer == nn.InstanceNorm2d``): only with instance norm. Batch
-    norm has its own shift; upstream's ``norm='none'`` drops the bias too, and so do we, so that
-    such checkpoints load.
+    Upstream's rule (``use_bias = norm_layer == nn.InstanceNorm2d``): only with instance norm
+    (affine or not). Batch norm has its own shift; upstream's ``norm='none'`` drops the bias too,
+    and so do we, so that such checkpoints load.
     """
-    return norm_type == "instance"
+    return norm_type in ("instance", "instance_affine")
 
 
 def norm_layer(norm_type: str, channels: int) -> nn.Module:
     """``"instance"``: InstanceNorm2d without parameters or running stats (upstream's choice);
-    ``"batch"``: affine BatchNorm2d with running stats; ``"none"``: Identity (keeps indices)."""
+    ``"instance_affine"``: InstanceNorm2d with weight and bias, no running stats; ``"batch"``:
+    affine BatchNorm2d with running stats; ``"none"``: Identity (keeps indices)."""
     check_choice("norm_type", norm_type, NORM_TYPES)
-    if norm_type == "instance":
-        return nn.InstanceNorm2d(channels, affine=False, track_running_stats=False)
+    if norm_type in ("instance", "instance_affine"):
+        affine = norm_type == "instance_affine"
+        return nn.InstanceNorm2d(channels, affine=affine, track_running_stats=False)
     if norm_type == "batch":
         return nn.BatchNorm2d(channels, affine=True, track_running_stats=True)
     return nn.Identity()
@@ -94,16 +96,19 @@ class ResnetBlock(nn.Module):
 
 
 class SeparableConv2d(nn.Module):
-    """GAN Compression's depthwise-separable conv: ``conv`` = 0 depthwise kxk (groups=channels),
-    1 norm, 2 pointwise 1x1."""
+    """GAN Compression's depthwise-separable conv: ``conv`` = 0 depthwise 3x3 (groups=channels),
+    1 InstanceNorm2d (no parameters), 2 pointwise 1x1 ``channels -> out_channels``.
 
-    def __init__(self, channels: int, out_channels: int, padding: int, norm_type: str) -> None:
+    As in GAN Compression's ``SeparableConv2d`` (as its generators call it), both convs have a bias
+    and the inner norm is a parameter-free instance norm, whatever the block's outer norm.
+    """
+
+    def __init__(self, channels: int, out_channels: int, padding: int) -> None:
         super().__init__()
-        bias = conv_bias(norm_type)
         self.conv = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, padding=padding, groups=channels, bias=bias),
-            norm_layer(norm_type, channels),
-            nn.Conv2d(channels, out_channels, 1, bias=bias),
+            nn.Conv2d(channels, channels, 3, padding=padding, groups=channels),
+            norm_layer("instance", channels),
+            nn.Conv2d(channels, out_channels, 1),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -113,25 +118,67 @@ class SeparableConv2d(nn.Module):
 class MobileResnetBlock(nn.Module):
     """GAN Compression's mobile residual block: ``ResnetBlock`` with ``SeparableConv2d`` convs.
 
-    ``conv_block`` (reflect): 0 pad, 1 separable conv, 2 norm, 3 ReLU, 4 Dropout (always present,
-    rate 0.5 or 0, as upstream), 5 pad, 6 separable conv, 7 norm.
+    ``conv_block`` (reflect): 0 pad, 1 separable conv ``dim -> inner``, 2 norm, 3 ReLU, 4 Dropout
+    (always present, rate 0.5 or 0, as upstream), 5 pad, 6 separable conv ``inner -> dim``, 7 norm.
+    ``inner`` defaults to ``dim`` (``MobileResnetGenerator``); pruned students narrow it.
     """
 
-    def __init__(self, dim: int, padding_type: str, norm_type: str, use_dropout: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        padding_type: str,
+        norm_type: str,
+        use_dropout: bool,
+        inner: int | None = None,
+    ) -> None:
         super().__init__()
+        inner = inner or dim
         pad, p = padding_layers(padding_type)
         pad2, _ = padding_layers(padding_type)
-        layers: list[nn.Module] = pad + [SeparableConv2d(dim, dim, p, norm_type)]
+        layers: list[nn.Module] = pad + [SeparableConv2d(dim, inner, p)]
         layers += [
-            norm_layer(norm_type, dim),
+            norm_layer(norm_type, inner),
             nn.ReLU(True),
             nn.Dropout(0.5 if use_dropout else 0.0),
         ]
-        layers += pad2 + [SeparableConv2d(dim, dim, p, norm_type), norm_layer(norm_type, dim)]
+        layers += pad2 + [SeparableConv2d(inner, dim, p), norm_layer(norm_type, dim)]
         self.conv_block = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + self.conv_block(x)
+
+
+def tapped_forward(
+    model: nn.Sequential, taps: dict[int, str], x: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Run ``model`` on ``x``; also return the outputs of the modules at ``taps`` (index ->
+    name)."""
+    features: dict[str, torch.Tensor] = {}
+    h = x
+    for index, layer in enumerate(model):
+        h = layer(h)
+        if index in taps:
+            features[taps[index]] = h
+    return h, features
+
+
+def check_input_size(owner: str, height: Any, width: Any, multiple: int, minimum: int) -> None:
+    """Raise a ValueError unless ``height`` and ``width`` are ints >= ``minimum`` and multiples
+    of ``multiple`` (what ``owner`` needs to give an output of the input's size)."""
+    sizes = (height, width)
+    suggestion = f"{max(minimum, multiple)}"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in sizes):
+        bad = [v for v in sizes if v < minimum or v % multiple]
+        if not bad:
+            return
+        floor, ceil = bad[0] // multiple, -(-bad[0] // multiple)
+        below, above = max(minimum, floor * multiple), max(minimum, ceil * multiple)
+        suggestion = f"{below}" if below == above else f"{below} or {above}"
+    raise ValueError(
+        f"{owner} needs an input height and width that are multiples of {multiple} and at least "
+        f"{minimum}; got {height}x{width}. Use e.g. {suggestion} (resize or crop the images, or "
+        "change --resolution)."
+    )
 
 
 @torch.no_grad()

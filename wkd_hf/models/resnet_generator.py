@@ -14,18 +14,21 @@ from .layers import (
     ResnetBlock,
     check_bool,
     check_choice,
+    check_input_size,
     check_int,
     conv_bias,
     init_weights,
     norm_layer,
+    tapped_forward,
 )
+from .loading import CheckedLoadingMixin
 
 BLOCK_TYPES = ("resnet", "mobile")
 N_DOWNSAMPLING = 2
 FIRST_BLOCK_INDEX = 10  # model.0-3: stem, model.4-9: two downsamplings, then the residual blocks
 
 
-class ResnetGenerator(ModelMixin, ConfigMixin):
+class ResnetGenerator(CheckedLoadingMixin, ModelMixin, ConfigMixin):
     r"""ResNet image-to-image generator (Johnson et al.; CycleGAN's ``resnet_9blocks``).
 
     ``self.model`` is one ``nn.Sequential`` with upstream's indices, so pytorch-CycleGAN-and-pix2pix
@@ -45,9 +48,11 @@ class ResnetGenerator(ModelMixin, ConfigMixin):
         ngf (`int`, defaults to 64): width of the first conv; the residual blocks run at ``4*ngf``.
         n_blocks (`int`, defaults to 9): number of residual blocks (9 for 256 px, 6 for 128 px).
         block_type (`str`, defaults to ``"resnet"``): ``"resnet"`` (two 3x3 convs per block) or
-            ``"mobile"`` (GAN Compression: depthwise 3x3 + norm + pointwise 1x1 instead of each 3x3).
+            ``"mobile"`` (GAN Compression's ``MobileResnetGenerator``: each 3x3 conv becomes a
+            depthwise 3x3 + InstanceNorm + pointwise 1x1, both with a bias, whatever ``norm_type``).
         norm_type (`str`, defaults to ``"instance"``): ``"instance"`` (no parameters; convs get a
-            bias), ``"batch"`` or ``"none"``.
+            bias), ``"instance_affine"`` (InstanceNorm with weight and bias), ``"batch"`` or
+            ``"none"``.
         use_dropout (`bool`, defaults to False): Dropout(0.5) inside each residual block (pix2pix's
             ``--no_dropout`` off); it shifts the block's indices for ``"resnet"`` blocks.
         padding_type (`str`, defaults to ``"reflect"``): padding in the residual blocks:
@@ -143,11 +148,10 @@ class ResnetGenerator(ModelMixin, ConfigMixin):
         """
         if not return_features:
             return self.model(x)
-        features: dict[str, torch.Tensor] = {}
-        h = x
-        for index, layer in enumerate(self.model):
-            h = layer(h)
-            name = self._feature_taps.get(index)
-            if name is not None:
-                features[name] = h
-        return h, features
+        return tapped_forward(self.model, self._feature_taps, x)
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise a ValueError unless an H x W input gives an H x W output: multiples of 4 (two
+        stride-2 convs), and at least 8 with reflect/replicate padding in the blocks."""
+        reflect = self.config.padding_type != "zero" and self.config.n_blocks > 0
+        check_input_size(type(self).__name__, height, width, 4, 8 if reflect else 4)

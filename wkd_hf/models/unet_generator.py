@@ -7,8 +7,17 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 from torch import nn
 
-from .layers import NORM_TYPES, check_bool, check_choice, check_int, conv_bias, init_weights
+from .layers import (
+    NORM_TYPES,
+    check_bool,
+    check_choice,
+    check_input_size,
+    check_int,
+    conv_bias,
+    init_weights,
+)
 from .layers import norm_layer as make_norm
+from .loading import CheckedLoadingMixin
 
 MIN_DOWNS = 5  # the fixed ngf -> 2ngf -> 4ngf -> 8ngf stages plus the innermost block
 
@@ -80,7 +89,7 @@ class UnetSkipConnectionBlock(nn.Module):
         return torch.cat([x, h], 1)
 
 
-class UnetGenerator(ModelMixin, ConfigMixin):
+class UnetGenerator(CheckedLoadingMixin, ModelMixin, ConfigMixin):
     r"""pix2pix U-Net generator: ``num_downs`` stride-2 4x4 convs down to 1x1 at 2**num_downs px,
     mirrored by transposed convs, with skip connections between matching levels.
 
@@ -95,7 +104,7 @@ class UnetGenerator(ModelMixin, ConfigMixin):
         num_downs (`int`, defaults to 8): number of downsamplings, at least 5; 8 is ``unet_256``
             (inputs of 256 px), 7 is ``unet_128``. H and W must be multiples of ``2**num_downs``.
         norm_type (`str`, defaults to ``"batch"``): ``"batch"`` (pix2pix's default),
-            ``"instance"`` (convs get a bias) or ``"none"``.
+            ``"instance"`` (convs get a bias), ``"instance_affine"`` or ``"none"``.
         use_dropout (`bool`, defaults to False): Dropout(0.5) in the ``num_downs - 5`` inner ``8*ngf``
             levels (pix2pix trains with it). It has no parameters, so checkpoints do not record it.
     """
@@ -170,3 +179,9 @@ class UnetGenerator(ModelMixin, ConfigMixin):
         features: dict[str, torch.Tensor] = {}
         image = self.model(x, features)
         return image, features
+
+    def check_input_size(self, height: int, width: int) -> None:
+        """Raise a ValueError unless H and W are multiples of ``2**num_downs`` (each level halves
+        the size, and the skip connections need the sizes to match on the way up)."""
+        multiple = 2**self.config.num_downs
+        check_input_size(type(self).__name__, height, width, multiple, multiple)
