@@ -70,7 +70,7 @@ def launch(script: str, flags: dict[str, object], switches: tuple[str, ...] = ()
                str(ROOT / "training_scripts" / script)]
     for key, value in flags.items():
         command += [f"--{key}", str(value)]
-    command += [f"--{switch}" for switch in switches]
+    command += [f"--{switch}" for switch in (*switches, "overwrite_output_dir")]  # demo reruns
     shown = command[command.index(str(ROOT / "training_scripts" / script)) + 1:]
     logger.info("$ accelerate launch training_scripts/%s %s", script, " ".join(shown))
     subprocess.run(command, check=True)

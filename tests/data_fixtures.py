@@ -66,6 +66,21 @@ def _shared(*parts: str) -> Path:
     return path
 
 
+def require_shared_module(*parts: str) -> Path:
+    """Module-level gate for a test module that runs only on the real shared data: the module is
+    skipped as one (a single "skipped" line) on a developer machine without it, and fails to
+    collect when ``CI`` is set. Returns the data root."""
+    missing = [name for name in parts if not shared_data_root().joinpath(name).is_dir()]
+    if missing:
+        message = (f"shared data {', '.join(missing)} not available under {shared_data_root()} "
+                   "(set WKD_HF_SHARED_DATA to the folder holding facades/ and horse2zebra/)")
+        if on_ci():
+            pytest.fail(f"{message}; CI is set, so the real-data tests must run: provide the data "
+                        "or unset CI", pytrace=False)
+        pytest.skip(message, allow_module_level=True)
+    return shared_data_root()
+
+
 @pytest.fixture
 def cache_dir(tmp_path) -> str:
     return str(tmp_path / "hf_cache")

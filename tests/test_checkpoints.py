@@ -71,6 +71,27 @@ def test_resuming_an_older_checkpoint_while_newer_ones_exist_is_refused(tmp_path
         "checkpoint-9"
 
 
+def test_a_new_run_into_a_folder_with_checkpoints_is_refused_or_overwrites(tmp_path):
+    """Without --resume_from_checkpoint, an earlier run's checkpoints would be partly overwritten
+    and ``latest`` would point at the rest: refused, unless --overwrite_output_dir deletes them."""
+    out = tmp_path / "out"
+    for step in (3, 6):
+        (out / f"checkpoint-{step}").mkdir(parents=True)
+    args = load_script("distill").parse_args(distill_argv("t", tmp_path, out))
+    from wkd_hf.run import _check_fresh_output_dir
+
+    Accelerator(cpu=True)  # accelerate's logger needs its state, as in a run
+
+    with pytest.raises(WKDError, match=r"checkpoint-3, checkpoint-6.*--overwrite_output_dir"):
+        _check_fresh_output_dir(args)
+    args.resume_from_checkpoint = "latest"
+    _check_fresh_output_dir(args)  # resuming is what the folder is for
+    assert len(list_checkpoints(out)) == 2
+    args.resume_from_checkpoint, args.overwrite_output_dir = None, True
+    _check_fresh_output_dir(args)
+    assert list_checkpoints(out) == []
+
+
 # ----------------------------------------------------------------------------- item 8
 def _failing_torch_save(error, monkeypatch):
     """torch.save that writes one file, then fails mid-save the way a full disk does."""

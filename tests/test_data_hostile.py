@@ -259,3 +259,103 @@ def test_null_image_in_parquet_is_a_bad_row(tmp_path, streaming, cache_dir):
     dataset = load_paired_dataset(train_data_dir=str(folder), streaming=streaming,
                                   cache_dir=cache_dir)
     assert _rows(dataset) == 2
+
+
+# ----------------------------------------------------------------------------- image paths
+def _path_only_parquet(root: Path) -> tuple[Path, Path]:
+    """A parquet folder (an "image" column of side-by-side AB images) whose path-only values
+    point inside and outside it; a readable image ``secret.png`` lies OUTSIDE the folder."""
+    folder = root / "pq"
+    folder.mkdir()
+    secret = root / "secret.png"
+    _ab(secret)  # decodes fine if read
+    _ab(folder / "inside.bin")  # not an image extension, so the folder stays a parquet folder
+    embedded = io.BytesIO()
+    _ab(embedded)
+    values = [
+        {"bytes": embedded.getvalue(), "path": None},  # (a) embedded: loads
+        {"bytes": None, "path": str(secret)},  # (b) absolute, outside: refused
+        {"bytes": None, "path": "../secret.png"},  # (c) relative, leaving the folder: refused
+        {"bytes": None, "path": f"file://{secret}"},  # a URL: refused
+        {"bytes": None, "path": "sub/../../pq/../secret.png"},  # ".." that ends outside: refused
+        {"bytes": None, "path": str(folder / "inside.bin")},  # (d) absolute, inside: loads
+        {"bytes": None, "path": "inside.bin"},  # relative: read from the folder, not the cwd
+    ]
+    pq.write_table(pa.table({"image": values}), folder / "train-00000-of-00001.parquet")
+    return folder, secret
+
+
+def _spy_on_reads(monkeypatch) -> list:
+    """Every file PIL or datasets' ``xopen`` is asked to open."""
+    from datasets.utils import file_utils
+
+    opened = []
+    original_open, original_xopen = Image.open, file_utils.xopen
+    monkeypatch.setattr(Image, "open", lambda fp, *a, **k: opened.append(fp) or original_open(
+        fp, *a, **k))
+    monkeypatch.setattr(file_utils, "xopen", lambda fp, *a, **k: opened.append(fp) or
+                        original_xopen(fp, *a, **k))
+    return opened
+
+
+@STREAMING
+@pytest.mark.parametrize("argument", ["train_data_dir", "dataset_name"])
+def test_path_only_image_outside_a_local_folder_is_a_named_bad_row_never_read(
+        tmp_path, streaming, argument, caplog, cache_dir, monkeypatch):
+    folder, secret = _path_only_parquet(tmp_path)
+    monkeypatch.chdir(tmp_path)  # a cwd-relative read of "inside.bin" would fail, "../" not
+    opened = _spy_on_reads(monkeypatch)
+    dataset = load_paired_dataset(**{argument: str(folder)}, streaming=streaming,
+                                  cache_dir=cache_dir)
+    with caplog.at_level(logging.WARNING):
+        assert _rows(dataset) == 3  # (a), (d) and the relative path inside
+    assert not any("secret" in str(fp) for fp in opened)
+    warnings = [r.getMessage() for r in caplog.records if "unreadable" in r.getMessage()]
+    for name in (str(secret), "../secret.png", f"file://{secret}", "sub/../../pq/../secret.png"):
+        assert any(f"image {name} (" in w and "not read" in w for w in warnings), (name, warnings)
+    assert len(warnings) == 4
+
+
+def test_path_only_image_outside_a_local_folder_is_refused_for_unpaired_data(
+        tmp_path, cache_dir, monkeypatch):
+    from wkd_hf.data import load_unpaired_datasets
+
+    folder, secret = _path_only_parquet(tmp_path)
+    inside = {"bytes": None, "path": str(folder / "inside.bin")}
+    pq.write_table(pa.table({"imageA": [inside, {"bytes": None, "path": str(secret)}],
+                             "imageB": [inside, {"bytes": None, "path": "../secret.png"}]}),
+                   folder / "train-00000-of-00001.parquet")
+    opened = _spy_on_reads(monkeypatch)
+    domain_a, domain_b = load_unpaired_datasets(train_data_dir=str(folder), cache_dir=cache_dir)
+    transform = UnpairedTransform(8, train=False)
+    assert not is_bad_sample(transform(domain_a[0])) and not is_bad_sample(transform(domain_b[0]))
+    for row, name in ((domain_a[1], str(secret)), (domain_b[1], "../secret.png")):
+        marker = transform(row)
+        assert is_bad_sample(marker) and marker["bad_sample"] == name
+        assert "outside" in marker["reason"] or "leaves" in marker["reason"]
+    assert not any("secret" in str(fp) for fp in opened)
+
+
+def test_path_only_images_of_a_hub_dataset_stay_in_the_caches_or_on_the_hub(tmp_path,
+                                                                            monkeypatch):
+    """A Hub dataset (no local folder) may name files in the Hugging Face caches or hf:// URLs;
+    a path-only value pointing anywhere else on the user's disk is a bad row, never read."""
+    from wkd_hf.data import sources
+
+    cache = tmp_path / "hf_cache"
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(cache))
+    values = [{"bytes": None, "path": str(cache / "downloads" / "a.png")},
+              {"bytes": None, "path": "hf://datasets/user/set@main/train/b.png"},
+              {"bytes": None, "path": str(tmp_path / "secret.png")},
+              {"bytes": None, "path": "../secret.png"},
+              {"bytes": None, "path": "file:///etc/secret.png"}]
+    features = datasets.Features({"image": datasets.Image(decode=False)})
+    for streaming in (False, True):
+        dataset = datasets.Dataset.from_dict({"image": values}, features=features)
+        if streaming:
+            dataset = dataset.to_iterable_dataset()
+        guarded = [row["image"] for row in sources.guard_local_paths(dataset, None, "image")]
+        assert [v["bytes"] for v in guarded[:2]] == [None, None]
+        for value in guarded[2:]:
+            assert value["bytes"].startswith(sources.REFUSED_PATH_PREFIX)
+            assert b"outside the Hugging Face caches" in value["bytes"]

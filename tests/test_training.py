@@ -108,3 +108,26 @@ def test_args_json_and_command_never_hold_the_token(tmp_path):
     line = command_line("distill.py", ["--seed", "0", "--hub_token", "hf_secret123",
                                        "--hub_token=hf_secret123"])
     assert "hf_secret123" not in line and line.count("***") == 2
+
+
+def test_an_iterable_that_yields_nothing_is_one_clear_error():
+    """accelerate's "Batch does not contain any data" (an empty streamed split) becomes the
+    project's one-line error; other errors pass through."""
+    from wkd_hf.errors import WKDError
+    from wkd_hf.training import _batches_or_explain
+
+    def empty():
+        raise ValueError("Batch does not contain any data (`None`). At the end of all iterable "
+                         "data available before expected stop iteration.")
+        yield
+
+    with pytest.raises(WKDError, match="no usable batch.*--validation_split"):
+        list(_batches_or_explain(empty()))
+
+    def broken():
+        yield 1
+        raise ValueError("something else")
+
+    with pytest.raises(ValueError, match="something else"):
+        list(_batches_or_explain(broken()))
+    assert list(_batches_or_explain(iter([1, 2]))) == [1, 2]

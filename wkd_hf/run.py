@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import os
+import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -396,12 +397,31 @@ def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = 
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
         lock_output_dir(args.output_dir)
+        _check_fresh_output_dir(args)
         if args.push_to_hub:
             _prepare_hub_repo(args)
     logger.info(accelerator.state, main_process_only=True)
     _session = RunSession(args, accelerator, script,
                           command_line(script, argv, secrets=[args.hub_token]))
     return _session
+
+
+def _check_fresh_output_dir(args: argparse.Namespace) -> None:
+    """A new run (no --resume_from_checkpoint) in a folder holding an earlier run's checkpoints
+    would overwrite some of them and leave ``latest`` pointing at the others: refuse, unless
+    ``--overwrite_output_dir`` asks to delete them."""
+    old = list_checkpoints(args.output_dir)
+    if args.resume_from_checkpoint or not old:
+        return
+    names = ", ".join(path.name for path in old)
+    if not getattr(args, "overwrite_output_dir", False):
+        raise WKDError(f"--output_dir {args.output_dir} holds checkpoints of an earlier run "
+                       f"({names}). Resume it with --resume_from_checkpoint latest, choose another "
+                       "--output_dir, or pass --overwrite_output_dir to delete them.")
+    logger.warning(f"--overwrite_output_dir: deleting the earlier run's {names}",
+                   main_process_only=True)
+    for path in old:
+        shutil.rmtree(path)
 
 
 def _prepare_hub_repo(args: argparse.Namespace) -> None:

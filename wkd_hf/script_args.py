@@ -25,7 +25,7 @@ RUN_ONLY_ARGS = frozenset({
     "output_dir", "max_train_steps", "num_train_epochs", "resume_from_checkpoint",
     "checkpointing_steps", "checkpoints_total_limit", "report_to", "validation_steps",
     "num_validation_images", "push_to_hub", "hub_model_id", "hub_token", "hub_private_repo",
-    "train_if_hub_unreachable", "keep_best",
+    "train_if_hub_unreachable", "keep_best", "overwrite_output_dir",
     "dataset_name", "dataset_config_name", "train_data_dir", "cache_dir",
     "dataloader_num_workers", "max_bad_fraction", "max_image_pixels", "skip_nan_steps", "cpu",
     "teacher_model_name_or_path", "teacher_subfolder", "teacher_discriminator_path"})
@@ -120,6 +120,9 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
                        help="Keep only the N newest checkpoints (N >= 1); 0 keeps them all.")
     group.add_argument("--resume_from_checkpoint", default=None,
                        help="'latest' or a checkpoint-N folder.")
+    group.add_argument("--overwrite_output_dir", action="store_true",
+                       help="Start a new run in an --output_dir that holds an earlier run's "
+                            "checkpoints, deleting them (without it, such a run is refused).")
     group.add_argument("--report_to", default="tensorboard",
                        help="An accelerate tracker (tensorboard, wandb, ...) or 'none'.")
     group.add_argument("--validation_steps", type=int, default=500,

@@ -180,7 +180,7 @@ def run_gan_training(accelerator: Accelerator, setup: GANTrainingSetup, args,
         batches = loader
         if state.batches_in_epoch:
             batches = accelerator.skip_first_batches(loader, state.batches_in_epoch)
-        for batch in batches:
+        for batch in _batches_or_explain(batches):
             state.batches_in_epoch += 1
             if batch is None:  # every sample of the batch was unreadable (already warned)
                 continue
@@ -201,9 +201,24 @@ def run_gan_training(accelerator: Accelerator, setup: GANTrainingSetup, args,
             state.epoch += 1
             state.batches_in_epoch = 0
             if state.global_step == 0 and state.epoch > 1:
-                raise WKDError("The training data yielded no usable batch in a whole epoch; "
-                               "check --train_batch_size against the number of images.")
+                raise WKDError(NO_BATCH_MESSAGE)
     progress.close()
+
+
+NO_BATCH_MESSAGE = ("The training data yielded no usable batch; check that the training split "
+                    "keeps rows after --validation_split and --max_train_samples, that its "
+                    "images are readable, and --train_batch_size against their number.")
+
+
+def _batches_or_explain(batches):
+    """The loader's batches; accelerate's error for an iterable that yields nothing at all
+    ("Batch does not contain any data") becomes one clear :class:`WKDError`."""
+    try:
+        yield from batches
+    except ValueError as error:
+        if "does not contain any data" not in str(error):
+            raise
+        raise WKDError(NO_BATCH_MESSAGE) from None
 
 
 def _periodic(accelerator: Accelerator, args, state: LoopState,

@@ -56,6 +56,9 @@ _warned: set[str] = set()
 DEFAULT_MAX_IMAGE_PIXELS = 64 * 2**20  # 64 megapixels: 8192 x 8192 fits
 _max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
 _PROCESS_SETTING: Any = object()  # decode_image's default: use _max_image_pixels
+# ``bytes`` of a value whose path must not be read (set by wkd_hf.data.sources for a local
+# dataset's path outside its folder): decoding it is a bad image naming the path, never a read.
+REFUSED_PATH_PREFIX = b"wkd_hf refused to read this path: "
 
 
 class BadImageError(ValueError):
@@ -121,6 +124,8 @@ def _open(value: Any, max_pixels: int | None = None) -> PIL.Image.Image:
     data, path = value["bytes"], value["path"]
     if data is None and path is None:
         raise ValueError("the value has neither bytes nor a path")
+    if isinstance(data, bytes) and data.startswith(REFUSED_PATH_PREFIX):
+        raise PermissionError(data[len(REFUSED_PATH_PREFIX):].decode("utf-8", "replace"))
     if data is None:
         from datasets.download.download_config import DownloadConfig
         from datasets.utils.file_utils import is_local_path, xopen

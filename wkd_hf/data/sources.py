@@ -25,6 +25,12 @@ Sources (``train_data_dir`` and ``dataset_name`` are mutually exclusive):
 - ``train_data_dir`` / ``dataset_name`` with ``trainA/`` + ``trainB/`` (CycleGAN layout, unpaired).
 - ``dataset_name``: a folder written by ``save_to_disk``, another local dataset folder, or a Hub
   id, through ``datasets.load_dataset``.
+
+Image values of a LOCAL source (``train_data_dir`` or a local ``dataset_name`` folder) that carry
+a path but no bytes (parquet / Arrow rows, imagefolder files) are read only from inside that
+folder: a relative path is joined to the folder (not the working directory); an absolute path
+outside it, a path leaving it (``..``) or a URL is a bad row (skipped and named), never opened
+(:func:`guard_local_paths`). Hub datasets are left as ``datasets`` gives them.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ import datasets
 
 from ..hub import HubUnavailableError
 from ..hub import hub_reachable as _hub_reachable  # the one Hub probe (also models')
-from .images import LAYOUT_COLUMN, SOURCE_LEFT, SOURCE_RIGHT
+from .images import LAYOUT_COLUMN, REFUSED_PATH_PREFIX, SOURCE_LEFT, SOURCE_RIGHT
 
 logger = logging.getLogger(__name__)
 
@@ -158,13 +164,13 @@ def _metadata_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield f"line {number}", {k: v for k, v in row.items() if _is_file_name_column(k)}
 
 
-def unsafe_file_name(value: Any) -> str | None:
+def unsafe_file_name(value: Any, folder: str = "the metadata file's folder") -> str | None:
     """Why a metadata file name must not be read, or None when it is safe (a null is left to the
     bad-row mechanism). Safe: a relative path that stays in the metadata file's folder."""
     if value is None:
         return None
     if isinstance(value, list):
-        return next((why for item in value if (why := unsafe_file_name(item))), None)
+        return next((why for item in value if (why := unsafe_file_name(item, folder))), None)
     if not isinstance(value, str):
         return f"is not a string but a {type(value).__name__}"
     if "://" in value:
@@ -173,7 +179,7 @@ def unsafe_file_name(value: Any) -> str | None:
         return "is an absolute path"
     relative = os.path.normpath(value.replace("\\", "/")).replace("\\", "/")
     if relative == ".." or relative.startswith("../"):
-        return "leaves the metadata file's folder"
+        return f"leaves {folder}"
     return None
 
 
@@ -426,6 +432,86 @@ def select_renamed(dataset: AnyDataset, mapping: dict[str, str]) -> AnyDataset:
     return dataset.rename_columns({temporary[old]: new for old, new in mapping.items()})
 
 
+# ----------------------------------------------------------------------------- image paths
+HUB_URL_PREFIXES = ("hf://",)
+
+
+def _guarded_value(value: Any, roots: tuple[str, ...], hub: bool = False) -> Any:
+    """A path-only image value of a local dataset: a relative path joined to the data folder
+    (not the working directory), and a path outside the folder (absolute, ``..``, a URL)
+    replaced by a refusal that decodes as a bad image naming the path (the file is never read).
+    For a Hub dataset (``hub``; ``roots`` = the Hugging Face caches) only ``hf://`` URLs and
+    absolute paths inside the caches are kept."""
+    if not isinstance(value, Mapping) or value.get("bytes") is not None or not value.get("path"):
+        return value
+    path = value["path"]
+    if hub:
+        if path.startswith(HUB_URL_PREFIXES):
+            return value
+        inside = os.path.isabs(path) and "://" not in path and any(
+            os.path.commonpath([os.path.normpath(path), root]) == root for root in roots)
+        if inside:
+            return value
+        reason = (f"the image path of a Hub dataset points outside the Hugging Face caches and "
+                  f"the Hub ({path}); it was not read")
+        return {"bytes": REFUSED_PATH_PREFIX + reason.encode(), "path": path}
+    if os.path.isabs(path) and "://" not in path:
+        inside = any(os.path.commonpath([os.path.normpath(path), root]) == root for root in roots)
+        why = None if inside else "is an absolute path outside the data folder"
+    else:
+        why = unsafe_file_name(path, "the data folder")
+    if why:
+        reason = f"the image path {why} ({roots[0]}); it was not read"
+        return {"bytes": REFUSED_PATH_PREFIX + reason.encode(), "path": path}
+    if not os.path.isabs(path):
+        return {"bytes": None, "path": os.path.join(roots[0], os.path.normpath(path))}
+    return value
+
+
+def _guard_batch(batch: dict[str, list], columns: list[str], roots: tuple[str, ...],
+                 hub: bool = False) -> dict[str, list]:
+    return {column: [_guarded_value(v, roots, hub) for v in batch[column]] for column in columns}
+
+
+def _cache_roots(cache_dir: str | None = None) -> tuple[str, ...]:
+    """Where a Hub dataset's files legitimately live on this machine."""
+    from huggingface_hub import constants as hub_constants
+
+    paths = [datasets.config.HF_DATASETS_CACHE, hub_constants.HF_HUB_CACHE, cache_dir]
+    return tuple(dict.fromkeys(os.path.normpath(os.path.realpath(p)) for p in paths if p))
+
+
+def _path_only_paths(dataset: datasets.Dataset, column: str) -> list[str]:
+    """Paths of the values of ``column`` that have no bytes (read from Arrow, bytes untouched)."""
+    import pyarrow.compute as pc
+
+    values = dataset.data.column(column)
+    paths = pc.filter(pc.struct_field(values, "path"), pc.is_null(pc.struct_field(values, "bytes")))
+    return [path for path in paths.to_pylist() if path]
+
+
+def guard_local_paths(dataset: AnyDataset, folder: Path | None, *columns: str,
+                      cache_dir: str | None = None) -> AnyDataset:
+    """Keep image values from reading files they should not: a LOCAL dataset's (``folder``)
+    stay inside ``folder``, a Hub dataset's (``folder`` None) inside the Hugging Face caches or
+    on the Hub (see :func:`_guarded_value`). ``columns`` must be undecoded (``as_undecoded``).
+    Map-style data is rewritten only when some value needs it (imagefolder paths are absolute
+    paths inside the folder or the cache); streaming data is checked row by row."""
+    hub = folder is None
+    roots = _cache_roots(cache_dir) if hub else tuple(dict.fromkeys(
+        os.path.normpath(p) for p in (os.path.abspath(folder), os.path.realpath(folder))))
+    columns = list(dict.fromkeys(columns))
+    kwargs: dict[str, Any] = {"batched": True, "features": dataset.features,
+                              "fn_kwargs": {"columns": columns, "roots": roots, "hub": hub}}
+    if isinstance(dataset, datasets.Dataset):
+        values = ({"bytes": None, "path": path} for column in columns
+                  for path in _path_only_paths(dataset, column))
+        if all(_guarded_value(value, roots, hub) is value for value in values):
+            return dataset  # nothing to change: no rewrite of the table
+        kwargs["desc"] = "checking image paths"
+    return dataset.map(_guard_batch, **kwargs)
+
+
 # ----------------------------------------------------------------------------- paired
 def _side_by_side_columns(batch: dict[str, list], layout: str) -> dict[str, list]:
     return {"target": batch["source"], LAYOUT_COLUMN: [layout] * len(batch["source"])}
@@ -484,7 +570,8 @@ def load_paired_dataset(
     """
     if direction not in DIRECTIONS:
         raise ValueError(f"direction={direction!r} must be one of {DIRECTIONS}.")
-    _refuse_unpaired_folder(local_source(dataset_name, train_data_dir))
+    folder = local_source(dataset_name, train_data_dir)
+    _refuse_unpaired_folder(folder)
     where = dataset_name or train_data_dir
     dataset = pick_split(load_splits(
         dataset_name=dataset_name, dataset_config_name=dataset_config_name,
@@ -492,9 +579,11 @@ def load_paired_dataset(
     source, target = _paired_columns(dataset, source_column, target_column, direction)
     if source == target:
         logger.info("%s: one image column %r, read as side-by-side AB images", where, source)
-        return _as_side_by_side(dataset, source, direction)
-    dataset = as_undecoded(dataset, source, target)
-    return select_renamed(dataset, {source: "source", target: "target"})
+        dataset = _as_side_by_side(dataset, source, direction)
+    else:
+        dataset = select_renamed(as_undecoded(dataset, source, target),
+                                 {source: "source", target: "target"})
+    return guard_local_paths(dataset, folder, "source", "target", cache_dir=cache_dir)
 
 
 # ----------------------------------------------------------------------------- unpaired
@@ -568,10 +657,12 @@ def load_unpaired_datasets(
     """
     folder = local_source(dataset_name, train_data_dir)
     if folder is not None and not _is_saved_to_disk(folder) and domain_folders(folder):
-        return _unpaired_from_folders(folder, split, streaming, cache_dir)
-    splits = load_splits(dataset_name=dataset_name, dataset_config_name=dataset_config_name,
-                         train_data_dir=train_data_dir, streaming=streaming, cache_dir=cache_dir)
-    where = dataset_name or train_data_dir
-    domain_a, domain_b = _unpaired_from_splits(splits, split, where, domain_a_column,
-                                               domain_b_column)
-    return domain_a, domain_b
+        domain_a, domain_b = _unpaired_from_folders(folder, split, streaming, cache_dir)
+    else:
+        splits = load_splits(dataset_name=dataset_name, dataset_config_name=dataset_config_name,
+                             train_data_dir=train_data_dir, streaming=streaming,
+                             cache_dir=cache_dir)
+        domain_a, domain_b = _unpaired_from_splits(splits, split, dataset_name or train_data_dir,
+                                                   domain_a_column, domain_b_column)
+    return (guard_local_paths(domain_a, folder, "image", cache_dir=cache_dir),
+            guard_local_paths(domain_b, folder, "image", cache_dir=cache_dir))
