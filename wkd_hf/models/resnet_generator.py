@@ -28,6 +28,22 @@ N_DOWNSAMPLING = 2
 FIRST_BLOCK_INDEX = 10  # model.0-3: stem, model.4-9: two downsamplings, then the residual blocks
 
 
+def resnet_feature_taps(n_blocks: int) -> dict[int, str]:
+    """Sequential index -> feature name, taken after that module, for the ResNet layout (stem,
+    two downsamplings, ``n_blocks`` blocks, two upsamplings): see ``feature_channels``."""
+    first_up = FIRST_BLOCK_INDEX + n_blocks
+    return {FIRST_BLOCK_INDEX - 1: "down",
+            **{FIRST_BLOCK_INDEX + b: f"block_{b}" for b in range(n_blocks)},
+            first_up + 2: "up_0", first_up + 5: "up_1"}
+
+
+def check_resnet_input_size(model: nn.Module, height: int, width: int) -> None:
+    """ValueError unless an H x W input gives an H x W output: multiples of 4 (two stride-2
+    convs), and at least 8 with reflect/replicate padding in the blocks."""
+    reflect = model.config.padding_type != "zero" and model.config.n_blocks > 0
+    check_input_size(type(model).__name__, height, width, 4, 8 if reflect else 4)
+
+
 class ResnetGenerator(CheckedLoadingMixin, ModelMixin, ConfigMixin):
     r"""ResNet image-to-image generator (Johnson et al.; CycleGAN's ``resnet_9blocks``).
 
@@ -104,11 +120,7 @@ class ResnetGenerator(CheckedLoadingMixin, ModelMixin, ConfigMixin):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, out_channels, 7), nn.Tanh()]  # head
         self.model = nn.Sequential(*layers)
 
-        # Sequential index -> feature name, taken after that module (see ``feature_channels``).
-        first_up = FIRST_BLOCK_INDEX + n_blocks
-        self._feature_taps = {FIRST_BLOCK_INDEX - 1: "down"}
-        self._feature_taps.update({FIRST_BLOCK_INDEX + b: f"block_{b}" for b in range(n_blocks)})
-        self._feature_taps.update({first_up + 2: "up_0", first_up + 5: "up_1"})
+        self._feature_taps = resnet_feature_taps(n_blocks)
         init_weights(self)
 
     def feature_channels(self) -> dict[str, int]:
@@ -153,5 +165,4 @@ class ResnetGenerator(CheckedLoadingMixin, ModelMixin, ConfigMixin):
     def check_input_size(self, height: int, width: int) -> None:
         """Raise a ValueError unless an H x W input gives an H x W output: multiples of 4 (two
         stride-2 convs), and at least 8 with reflect/replicate padding in the blocks."""
-        reflect = self.config.padding_type != "zero" and self.config.n_blocks > 0
-        check_input_size(type(self).__name__, height, width, 4, 8 if reflect else 4)
+        check_resnet_input_size(self, height, width)

@@ -16,7 +16,6 @@ from .layers import (
     MobileResnetBlock,
     check_bool,
     check_choice,
-    check_input_size,
     check_int,
     conv_bias,
     init_weights,
@@ -24,9 +23,9 @@ from .layers import (
     tapped_forward,
 )
 from .loading import CheckedLoadingMixin
+from .resnet_generator import check_resnet_input_size, resnet_feature_taps
 
 N_STAGES = 8
-FIRST_BLOCK_INDEX = 10  # model.0-3: stem, model.4-9: two downsamplings, then the residual blocks
 DEFAULT_CHANNELS = (16, 16, 32, 16, 32, 32, 16, 16)  # the published horse2zebra student
 
 
@@ -122,10 +121,7 @@ class SubMobileResnetGenerator(CheckedLoadingMixin, ModelMixin, ConfigMixin):
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(c[7], out_channels, 7), nn.Tanh()]
         self.model = nn.Sequential(*layers)
 
-        first_up = FIRST_BLOCK_INDEX + n_blocks
-        self._feature_taps = {FIRST_BLOCK_INDEX - 1: "down"}
-        self._feature_taps.update({FIRST_BLOCK_INDEX + b: f"block_{b}" for b in range(n_blocks)})
-        self._feature_taps.update({first_up + 2: "up_0", first_up + 5: "up_1"})
+        self._feature_taps = resnet_feature_taps(n_blocks)  # ResnetGenerator's names and places
         init_weights(self)
 
     def feature_channels(self) -> dict[str, int]:
@@ -159,5 +155,4 @@ class SubMobileResnetGenerator(CheckedLoadingMixin, ModelMixin, ConfigMixin):
     def check_input_size(self, height: int, width: int) -> None:
         """Raise a ValueError unless an H x W input gives an H x W output (multiples of 4; at
         least 8 with reflect/replicate padding in the blocks)."""
-        reflect = self.config.padding_type != "zero" and self.config.n_blocks > 0
-        check_input_size(type(self).__name__, height, width, 4, 8 if reflect else 4)
+        check_resnet_input_size(self, height, width)
