@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test install benchmark clean
+.PHONY: demo test install benchmark study study-report clean
 
 install: $(VENV)/.installed
 
@@ -25,6 +25,14 @@ test: install
 benchmark: install
 	$(PY) benchmarks/distill_step.py
 	$(PY) benchmarks/latency.py --json benchmarks/latency.json
+
+# The seeded study of the paper's claims (needs ../shared/data; ~3 h on 2 CPU cores; resumable):
+# each finished part's results land in benchmarks/study_results/cpu/ and are committed.
+study: install
+	$(PY) benchmarks/study.py --commit
+
+study-report: install
+	$(PY) benchmarks/study_report.py
 
 clean:
 	rm -rf $(VENV) demo_output

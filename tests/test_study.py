@@ -1,0 +1,137 @@
+"""The seeded study's bookkeeping (resume, portable results) and its report's arithmetic."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import statistics
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _module(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+study = _module("study")
+report = _module("study_report")
+
+BANDS = ("LL", "LH", "HL", "HH")
+
+
+def _run(seed, psnr, l1, photo, teacher):
+    """A result record: ``photo``/``teacher`` give the LL and high-band distances."""
+    return {"seed": seed, "params": 1000, "macs": 2_000_000, "metrics": {"psnr": psnr, "l1": l1},
+            "bands": {"LL": photo[0], **{b: photo[1] for b in BANDS[1:]}},
+            "teacher_bands": {"LL": teacher[0], **{b: teacher[1] for b in BANDS[1:]}}}
+
+
+def _write(folder: Path, part: str, runs: list[dict]) -> None:
+    path = folder / f"{part}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {"part": part, "runs": runs, "settings": {"resolution": 64}, "wall_seconds": 60,
+              "evaluation": {"num_images": 106}, "machine": {"cpus": 2, "threads": 2}}
+    path.write_text(json.dumps(record))
+
+
+def test_mean_std_and_spread_rule_match_a_hand_computation():
+    a, b = [20.0, 21.0, 22.0], [18.0, 18.5, 19.0]
+    assert report.mean_std(a) == (21.0, 1.0)
+    # |21 - 18.5| = 2.5 > 2 * sqrt(1/3 + 0.25/3) = 1.29
+    assert report.exceeds_spread(a, b)
+    assert not report.exceeds_spread(a, [19.5, 20.0, 20.5])  # 1.0 < 1.29 (but > one s.e.)
+    assert math.isclose(2 * math.sqrt(1 / 3 + 0.25 / 3), 1.2910, rel_tol=1e-4)
+
+
+def test_report_tables_findings_and_figures(tmp_path):
+    # The undistilled student is 2x worse than the teacher in the high bands, 1.1x in LL.
+    _write(tmp_path, "facades/teacher", [_run(0, 22.0, 0.10, (1.0, 1.0), (0.0, 0.0))])
+    _write(tmp_path, "facades/no_kd", [_run(s, 18.0 + 0.1 * s, 0.20, (1.1, 2.0), (0.5, 1.5))
+                                       for s in range(3)])
+    _write(tmp_path, "facades/wkd_high", [_run(s, 19.0 + 0.1 * s, 0.18, (1.1, 1.8), (0.5, 1.0))
+                                          for s in range(3)])
+    _write(tmp_path, "facades/wkd_high_teacher_D",
+           [_run(s, 19.0 + 0.1 * s, 0.18, (1.1, 1.8), (0.5, 1.0)) for s in range(3)])
+    for study_name, names in (("facades", ("input", "target", "teacher", "no_kd_seed0",
+                                           "wkd_high_seed0")),):
+        for name in names:
+            Image.new("RGB", (8, 32), "gray").save(tmp_path / study_name / f"{name}.png")
+    text = report.report(tmp_path)
+    assert "| no distillation | 3 | 18.10 ± 0.10 |" in text
+    assert "| WKD high bands | +1.00 * | -0.0200 * | -0.500 * |" in text
+    assert "LL 1.10x, LH 2.00x, HL 2.00x, HH 2.00x" in text
+    assert "agrees with claim 1" in text
+    assert "WKD high ranks 1 of 2 and beats beyond the seed spread: no distillation" in text
+    assert "PSNR 19.10 ± 0.10 (shrunk D) vs 19.10 ± 0.10 (teacher-width D), within the seed spread" in text
+    assert Image.open(tmp_path / "facades_grid.png").size == (5 * 8 + 4 * 4, 32)
+    assert (tmp_path / "bands.png").is_file()
+
+
+def test_claim_one_is_reported_as_unsupported_when_the_gap_is_in_ll(tmp_path):
+    _write(tmp_path, "facades/teacher", [_run(0, 22.0, 0.10, (1.0, 1.0), (0.0, 0.0))])
+    _write(tmp_path, "facades/no_kd", [_run(s, 18.0, 0.2, (2.0, 1.2), (0.5, 1.5)) for s in range(3)])
+    assert "claim 1 is not supported here" in report.finding_bands(
+        report.study_records(report.load(tmp_path), "facades"))
+
+
+def test_results_never_hold_this_machines_paths(tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "RESULTS", tmp_path)
+    record = {"command": f"evaluate.py --train_data_dir {study.SHARED}/facades "
+                         f"--teacher {study.ROOT}/study_work/facades/teacher"}
+    path = study.write_result("facades/teacher", record)
+    text = path.read_text()
+    assert str(study.ROOT) not in text and str(study.SHARED) not in text
+    assert "--train_data_dir ../shared/data/facades --teacher ./study_work/facades/teacher" in text
+
+
+def test_a_killed_run_resumes_and_a_finished_run_is_skipped(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(study, "launch", lambda script, flags, args: calls.append(flags))
+    folder = tmp_path / "run"
+    assert study.train("distill.py", folder, {"seed": 1}, None) >= 0
+    assert "resume_from_checkpoint" not in calls[-1] and "overwrite_output_dir" not in calls[-1]
+    (folder / "checkpoint-200").mkdir(parents=True)
+    study.train("distill.py", folder, {"seed": 1}, None)
+    assert calls[-1]["resume_from_checkpoint"] == "latest"
+    for name in ("args.json", "config.json", "diffusion_pytorch_model.safetensors"):
+        (folder / name).write_text("{}")
+    study.train("distill.py", folder, {"seed": 1}, None)
+    assert len(calls) == 2
+
+
+def test_done_parts_are_not_rerun(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(study, "RESULTS_ROOT", tmp_path)
+    monkeypatch.setattr(study, "SHARED", tmp_path)
+    (tmp_path / "facades").mkdir()
+    _write(tmp_path / "cpu", "facades/no_kd", [])
+    ran = []
+    monkeypatch.setattr(study, "run_part", lambda part, s, args: ran.append(part) or {"runs": []})
+    study.main(["--parts", "facades/no_kd", "efficiency"])
+    assert ran == ["efficiency"]
+    assert "facades/no_kd: done" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cpu" / "efficiency.json").read_text())["part"] == "efficiency"
+
+
+def test_every_variant_differs_from_the_method_in_one_setting():
+    flags = {name: study.student_flags(v, study.SCALES["cpu"])
+             for name, v in study.FACADES_VARIANTS.items()}
+    assert flags["wkd_high"] == {"wkd_bands": "high", "lambda_wkd": 10.0}
+    assert flags["wkd_low"]["wkd_bands"] == "low" and flags["wkd_all"]["wkd_bands"] == "all"
+    assert flags["output_kd"] == {"wkd_bands": "none", "kd_output_weight": 10.0}
+    assert flags["wkd_high_teacher_D"]["discriminator_ndf"] == study.SCALES["cpu"]["teacher_ndf"]
+    assert statistics.fmean(study.SCALES["cpu"]["seeds"]) == 1 and len(study.SCALES["cpu"]["seeds"]) >= 3
+
+
+@pytest.mark.parametrize("scale", sorted(study.SCALES))
+def test_every_scale_names_the_same_settings(scale):
+    assert study.SCALES[scale].keys() == study.SCALES["cpu"].keys()
