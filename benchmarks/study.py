@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -261,7 +260,7 @@ def run_efficiency(s: dict, args: argparse.Namespace) -> dict:
     """Params, MACs and CPU latency (interleaved rounds, median [p10, p90]) of the studied nets."""
     import torch
 
-    from wkd_hf.metrics.efficiency import count_macs, count_parameters
+    from wkd_hf.metrics.efficiency import count_macs, count_parameters, interleaved, quantiles
     from wkd_hf.recipes import load_generator
 
     nets = {"facades teacher": (args.work_dir / "facades" / "teacher", s["resolution"]),
@@ -270,22 +269,15 @@ def run_efficiency(s: dict, args: argparse.Namespace) -> dict:
             "h2z student": (args.work_dir / "h2z" / "wkd_high" / "seed0", s["h2z_resolution"])}
     models = {name: (load_generator(str(path)).eval(), torch.randn(1, 3, size, size))
               for name, (path, size) in nets.items()}
-    times = {name: [] for name in models}
     with torch.inference_mode():
-        for model, x in models.values():
-            for _ in range(3):
-                model(x)
-        for _ in range(s["latency_rounds"]):
-            for name, (model, x) in models.items():
-                start = time.perf_counter()
-                model(x)
-                times[name].append(1000 * (time.perf_counter() - start))
+        times = interleaved({name: (lambda m=m, x=x: m(x)) for name, (m, x) in models.items()},
+                            repeats=s["latency_rounds"], warmup=3)
     rows = {}
     for name, (model, x) in models.items():
-        ms = sorted(times[name])
+        q = quantiles(times[name])
         rows[name] = {"resolution": x.shape[-1], "params": count_parameters(model),
-                      "macs": count_macs(model, x.shape[-1]), "latency_ms_median": statistics.median(ms),
-                      "latency_ms_p10": ms[len(ms) // 10], "latency_ms_p90": ms[(9 * len(ms)) // 10]}
+                      "macs": count_macs(model, x.shape[-1]), "latency_ms_median": q["median"],
+                      "latency_ms_p10": q["p10"], "latency_ms_p90": q["p90"]}
     return {"models": rows, "threads": torch.get_num_threads(), "rounds": s["latency_rounds"],
             "batch_size": 1}
 

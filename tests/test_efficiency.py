@@ -11,7 +11,9 @@ from wkd_hf.metrics.efficiency import (
     count_macs,
     count_parameters,
     format_profiles,
+    interleaved,
     main,
+    measure_latencies,
     measure_latency,
     profile_model,
 )
@@ -110,7 +112,7 @@ def test_cli_prints_table_and_writes_json(tmp_path, capsys):
     report = json.loads(out_json.read_text())
     teacher, student = (EfficiencyProfile(**p) for p in report["profiles"])
     assert teacher.resolution == [32, 32] and teacher.latency["num_threads"] == 1
-    assert report["ratios_vs_first"][1]["params_ratio"] == pytest.approx(
+    assert report["ratios_vs_reference"][1]["params_ratio"] == pytest.approx(
         teacher.params / student.params
     )
 
@@ -170,3 +172,155 @@ def test_cli_rejects_resolutions_the_model_cannot_take(model, resolution, shown,
                                                        capsys):
     line = _cli_error(["--model", str(tiny_models / model), "--resolution", resolution], capsys)
     assert re.search(f"--resolution {resolution} does not fit .*{shown}", line), line
+
+
+# ----------------------------------------------------------------------------- controlled clock
+class _FakeTime:
+    """Stands in for the ``time`` module in ``wkd_hf.metrics.efficiency``: ``perf_counter``
+    returns ``now`` (seconds), which only the fake models advance."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def perf_counter(self) -> float:
+        return self.now
+
+
+class _Timed(nn.Module):
+    """A 1x1 conv (3 -> ``width`` channels) whose forward logs its name and advances the fake
+    clock by the next of ``delays_ms`` (cycled): latencies the test controls exactly."""
+
+    def __init__(self, name, clock, delays_ms, log, width=4) -> None:
+        super().__init__()
+        self.config = {"in_channels": 3}
+        self.conv = nn.Conv2d(3, width, 1)
+        self.name, self.clock, self.delays_ms, self.log = name, clock, delays_ms, log
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.log.append(self.name)
+        self.clock.now += self.delays_ms[self.calls % len(self.delays_ms)] / 1000
+        self.calls += 1
+        return self.conv(x)
+
+
+@pytest.fixture
+def fake_time(monkeypatch):
+    import wkd_hf.metrics.efficiency as efficiency
+
+    clock = _FakeTime()
+    monkeypatch.setattr(efficiency, "time", clock)
+    return clock
+
+
+def test_interleaved_warms_up_all_then_rotates_each_round():
+    clock, log = _FakeTime(), []
+
+    def runner(name, ms):
+        def run():
+            log.append(name)
+            clock.now += ms / 1000
+        return run
+
+    runners = {"a": runner("a", 1), "b": runner("b", 2), "c": runner("c", 3)}
+    times = interleaved(runners, repeats=4, warmup=1, clock=clock.perf_counter)
+    assert log == list("abc" "abc" "bca" "cab" "abc")  # warm-up, then rotated rounds
+    assert times == {"a": pytest.approx([1.0] * 4), "b": pytest.approx([2.0] * 4),
+                     "c": pytest.approx([3.0] * 4)}
+
+
+def test_measure_latencies_interleaves_forwards(fake_time):
+    log = []
+    models = {n: _Timed(n, fake_time, [ms], log) for n, ms in (("a", 5), ("b", 1), ("c", 2))}
+    threads = torch.get_num_threads()
+    result = measure_latencies(models, 8, warmup=2, repeats=3, num_threads=1)
+    assert log == list("abc" "abc" "abc" "bca" "cab")
+    for name, ms in (("a", 5.0), ("b", 1.0), ("c", 2.0)):
+        assert result[name].times_ms == pytest.approx([ms] * 3)
+    assert result["a"].num_threads == 1 and torch.get_num_threads() == threads
+
+
+def _fake_cli(monkeypatch, fake_time, delays_ms: dict, widths: dict):
+    """``wkd-profile`` loads ``_Timed`` models named as in ``delays_ms`` instead of folders."""
+    import wkd_hf.metrics.efficiency as efficiency
+
+    models = {n: _Timed(n, fake_time, d, [], widths[n]) for n, d in delays_ms.items()}
+    monkeypatch.setattr(efficiency, "_load", lambda name, subfolder: models[name])
+
+
+def test_cli_speedup_is_reference_over_model(monkeypatch, fake_time, tmp_path, capsys):
+    _fake_cli(monkeypatch, fake_time, {"teacher": [64], "student": [10]},
+              {"teacher": 16, "student": 4})
+    argv = ["--resolution", "8", "--repeats", "5", "--warmup", "1"]
+    out_json = tmp_path / "p.json"
+    main(["--model", "teacher", "--compare", "student", "--json", str(out_json), *argv])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split()[0] == "teacher" and lines[2].endswith("1.00x [1.00, 1.00]")
+    assert lines[3].split()[0] == "student" and lines[3].endswith("6.40x [6.40, 6.40]")
+    assert "4.00" in lines[3].split()  # MACs x: also reference / model
+    assert "speed-up vs teacher (the reference, --model) = reference latency / model latency" \
+        in lines[4]
+    assert not any(line.startswith(("warning", "note")) for line in lines)
+    report = json.loads(out_json.read_text())
+    assert report["reference"] == "teacher" and report["warning"] is None
+    speedups = [r["speedup"] for r in report["ratios_vs_reference"]]
+    assert speedups == pytest.approx([1.0, 6.4])
+
+    # The other order: the student is the reference, the teacher is slower, and a note says so.
+    main(["--model", "student", "--compare", "teacher", *argv])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].endswith("1.00x [1.00, 1.00]") and lines[3].endswith("0.16x [0.16, 0.16]")
+    assert any(line.startswith("note: teacher has more MACs than the reference student")
+               for line in lines)
+
+
+def test_cli_help_names_the_reference(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "--model is the reference: every ratio (params x, MACs x, speed-up) is reference / " \
+           "model" in text
+    assert "the teacher shows 1.00x and students > 1" in text
+
+
+def test_cli_warns_when_the_spread_is_large(monkeypatch, fake_time, tmp_path, capsys):
+    # The student alternates fast / slow rounds, as on a busy machine.
+    _fake_cli(monkeypatch, fake_time, {"teacher": [60], "student": [10, 20]},
+              {"teacher": 16, "student": 4})
+    out_json = tmp_path / "p.json"
+    main(["--model", "teacher", "--compare", "student", "--resolution", "8", "--repeats", "6",
+          "--warmup", "0", "--num_threads", "1", "--json", str(out_json)])
+    lines = capsys.readouterr().out.splitlines()
+    warnings = [line for line in lines if line.startswith("warning")]
+    assert len(warnings) == 1
+    assert "for student" in warnings[0] and "speed-up of student varies" in warnings[0]
+    assert "machine is probably busy" in warnings[0] and "more --repeats" in warnings[0]
+    report = json.loads(out_json.read_text())
+    assert report["warning"] == warnings[0]
+    student = report["profiles"][1]["latency"]
+    assert student["times_ms"] == pytest.approx([10.0, 20.0] * 3)  # round order
+    assert student["median_ms"] == pytest.approx(15.0) and student["spread"] > 0.25
+    assert report["profiles"][0]["latency"]["spread"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_cli_json_fields(monkeypatch, fake_time, tmp_path, capsys):
+    _fake_cli(monkeypatch, fake_time, {"teacher": [40], "student": [10, 11]},
+              {"teacher": 16, "student": 4})
+    out_json = tmp_path / "p.json"
+    main(["--model", "teacher", "--compare", "student", "--resolution", "8", "--repeats", "4",
+          "--warmup", "2", "--num_threads", "1", "--json", str(out_json)])
+    header = capsys.readouterr().out.splitlines()[0]
+    assert "torch threads 1" in header and "4 interleaved rounds after 2 warm-up" in header
+    report = json.loads(out_json.read_text())
+    assert report["num_threads"] == 1 and report["rounds"] == 4 and report["warmup"] == 2
+    assert report["order"] == "interleaved, rotated each round" and report["warning"] is None
+    assert "reference median latency / model median latency" in report["speedup_definition"]
+    latency = report["profiles"][1]["latency"]
+    assert latency["num_threads"] == 1 and latency["times_ms"] == pytest.approx([10.0, 11.0] * 2)
+    assert (latency["p10_ms"], latency["median_ms"], latency["p90_ms"]) == pytest.approx(
+        (10.0, 10.5, 11.0))
+    ratios = report["ratios_vs_reference"][1]
+    assert ratios["speedup"] == pytest.approx(40 / 10.5)
+    assert (ratios["speedup_p10"], ratios["speedup_p90"]) == pytest.approx((40 / 11, 4.0))
+    assert set(ratios) == {"params_ratio", "macs_ratio", "speedup", "speedup_p10", "speedup_p90",
+                           "speedup_spread"}
