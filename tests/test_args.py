@@ -13,10 +13,12 @@ import pytest
 from PIL import Image
 
 from wkd_hf import run as run_module
+from wkd_hf.checkpointing import resolve_resume_checkpoint
 from wkd_hf.data import images as images_module
+from wkd_hf.errors import WKDError
 from wkd_hf.models import ResnetGenerator, UnetGenerator
 from wkd_hf.recipes import check_resolution_fits
-from wkd_hf.script_args import check_args
+from wkd_hf.script_args import check_args, resolve_resume_path, validation_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--train_batch_size", "2", "--max_train_steps", "1", "--validation_split", "0",
@@ -84,16 +86,99 @@ def test_output_dir_through_a_symlink_into_the_data_is_refused(ab_dir, tmp_path)
         check_args(_teacher_args(ab_dir, link / "out"))
 
 
-@pytest.mark.parametrize("value", ["1.5", "2.0000001", "inf", "nan", "-0.5"])
-def test_validation_split_must_be_a_fraction_or_a_whole_count(ab_dir, tmp_path, value):
-    args = _teacher_args(ab_dir, tmp_path / "out", "--validation_split", value)
-    with pytest.raises(SystemExit, match="validation_split must be a fraction in"):
+@pytest.mark.parametrize("value", ["1.5", "2.0000001", "inf", "nan", "-0.5", "a"])
+def test_validation_split_must_be_a_fraction_or_a_whole_count(ab_dir, tmp_path, value, capsys):
+    with pytest.raises(SystemExit):  # argparse's error, before anything else runs
+        _teacher_args(ab_dir, tmp_path / "out", "--validation_split", value)
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    expected = ("must be a number, got 'a'" if value == "a" else
+                "must be a fraction in (0, 1) or a whole number of rows >= 1 (0: no validation), "
+                f"got {float(value)}")
+    assert error.endswith(f"error: argument --validation_split: {expected}"), error
+
+
+def test_validation_split_set_in_code_is_checked_too(ab_dir, tmp_path):
+    args = _teacher_args(ab_dir, tmp_path / "out")
+    args.validation_split = 1.5
+    with pytest.raises(SystemExit, match=r"--validation_split must be a fraction in \(0, 1\) or "
+                                         "a whole number of rows >= 1 .*got 1.5"):
         check_args(args)
 
 
-@pytest.mark.parametrize("value", ["0", "0.25", "1", "3.0"])
-def test_valid_validation_splits_pass(ab_dir, tmp_path, value):
-    check_args(_teacher_args(ab_dir, tmp_path / "out", "--validation_split", value))
+@pytest.mark.parametrize("value, rows", [("0", 0.0), ("0.25", 0.25), ("1", 1), ("3.0", 3)])
+def test_valid_validation_splits_pass(ab_dir, tmp_path, value, rows):
+    args = _teacher_args(ab_dir, tmp_path / "out", "--validation_split", value)
+    check_args(args)
+    assert validation_rows(args) == rows and type(validation_rows(args)) is type(rows)
+
+
+# ----------------------------------------------------------------------------- flag names
+@pytest.mark.parametrize("flags, flip", [
+    ([], True), (["--random_flip"], True), (["--no-random_flip"], False), (["--no_flip"], False),
+    (["--no_flip", "--random_flip"], True),
+])
+@pytest.mark.parametrize("script", ["train_teacher", "distill"])
+def test_random_flip_spellings(script, flags, flip):
+    """diffusers' --random_flip (on here, as pix2pix) with --no-random_flip; --no_flip still
+    works. The code reads ``no_flip``."""
+    extra = ["--teacher_model_name_or_path", "t"] if script == "distill" else []
+    args = _script(script).parse_args(["--train_data_dir", "d", "--output_dir", "o", *extra,
+                                       *flags])
+    assert args.no_flip is (not flip)
+
+
+@pytest.mark.parametrize("flags, layers", [([], 3), (["--discriminator_n_layers", "4"], 4),
+                                           (["--n_layers_D", "2"], 2)])
+def test_teacher_discriminator_depth_flag(flags, layers):
+    args = _script("train_teacher").parse_args(["--train_data_dir", "d", "--output_dir", "o",
+                                                *flags])
+    assert args.discriminator_n_layers == layers and not hasattr(args, "n_layers_D")
+    discriminator = _script("train_teacher").build_models(args).discriminators["a2b"]
+    assert discriminator.config.n_layers == layers
+
+
+# ----------------------------------------------------------------------------- resume path
+def _checkpoints(folder, *steps):
+    for step in steps:
+        (folder / f"checkpoint-{step}").mkdir(parents=True)
+    return folder
+
+
+def test_resume_name_means_the_checkpoint_in_output_dir(ab_dir, tmp_path, monkeypatch):
+    out = _checkpoints(tmp_path / "out", 2, 4)
+    monkeypatch.chdir(_checkpoints(tmp_path / "elsewhere", 2))  # never the working folder's
+    args = _teacher_args(ab_dir, out, "--resume_from_checkpoint", "checkpoint-2")
+    check_args(args)
+    assert args.resume_from_checkpoint == str(out / "checkpoint-2")
+    with pytest.raises(WKDError, match="also holds newer checkpoints"):  # the folder, as given
+        resolve_resume_checkpoint(args.output_dir, args.resume_from_checkpoint)
+    args.resume_from_checkpoint = "checkpoint-4"
+    check_args(args)
+    assert resolve_resume_checkpoint(args.output_dir, args.resume_from_checkpoint) == \
+        out / "checkpoint-4"
+
+
+def test_resume_from_an_explicit_folder_or_latest_is_unchanged(ab_dir, tmp_path):
+    other = _checkpoints(tmp_path / "other", 6) / "checkpoint-6"
+    args = _teacher_args(ab_dir, tmp_path / "out", "--resume_from_checkpoint", str(other))
+    check_args(args)
+    assert args.resume_from_checkpoint == str(other)
+    for value in ("latest", None):
+        args.resume_from_checkpoint = value
+        resolve_resume_path(args)
+        assert args.resume_from_checkpoint == value
+
+
+def test_resume_from_a_missing_checkpoint_names_the_existing_ones(ab_dir, tmp_path):
+    out = _checkpoints(tmp_path / "out", 2, 10)
+    args = _teacher_args(ab_dir, out, "--resume_from_checkpoint", "checkpoint-3")
+    with pytest.raises(SystemExit, match=r"--resume_from_checkpoint checkpoint-3: no such "
+                                         r"checkpoint in --output_dir .*out \(its checkpoints: "
+                                         r"checkpoint-2, checkpoint-10\)"):
+        check_args(args)
+    args = _teacher_args(ab_dir, tmp_path / "empty", "--resume_from_checkpoint", "checkpoint-3")
+    with pytest.raises(SystemExit, match=r"its checkpoints: none"):
+        check_args(args)
 
 
 @pytest.mark.parametrize("value", ["nan", "inf"])

@@ -155,3 +155,26 @@ def test_hub_id_with_unreachable_endpoint_uses_the_cache(unreachable_hub, tmp_pa
     shutil.rmtree(repo / "snapshots")
     with pytest.raises(HubUnreachableError):
         load_pretrained_model("someone/tiny")
+
+
+# ----------------------------------------------------------------------------- from_pretrained args
+def test_load_pretrained_model_passes_torch_dtype(tmp_path):
+    folder = saved(tmp_path, ResnetGenerator(ngf=4, n_blocks=1))
+    model = load_pretrained_model(str(folder), torch_dtype=torch.float64)
+    assert {p.dtype for p in model.parameters()} == {torch.float64}
+    assert {p.dtype for p in load_pretrained_model(str(folder)).parameters()} == {torch.float32}
+
+
+def test_load_pretrained_model_passes_revision_and_cache_dir(unreachable_hub, tmp_path):
+    """config.json and the weights both come from the asked revision in the asked cache."""
+    cache = tmp_path / "own_cache"
+    repo = cache / "models--someone--tiny"
+    (repo / "refs").mkdir(parents=True)
+    for ref, commit, ngf in (("main", "a" * 40, 4), ("v1", "b" * 40, 8)):
+        ResnetGenerator(ngf=ngf, n_blocks=1).save_pretrained(repo / "snapshots" / commit)
+        (repo / "refs" / ref).write_text(commit)
+    assert load_pretrained_model("someone/tiny", cache_dir=str(cache)).config.ngf == 4
+    model = load_pretrained_model("someone/tiny", cache_dir=str(cache), revision="v1")
+    assert model.config.ngf == 8 and model.model[1].weight.shape[0] == 8
+    with pytest.raises(HubUnreachableError):  # not in the default cache
+        load_pretrained_model("someone/tiny", revision="v1")

@@ -59,7 +59,9 @@ def test_distill_writes_a_complete_hub_ready_folder(tmp_path, photo_pairs, pix2p
             assert b"hf_FAKE_TOKEN_123" not in path.read_bytes(), path
 
 
-def test_resume_continues_from_the_saved_step(tmp_path, photo_pairs, pix2pix_teacher):
+@pytest.mark.parametrize("resume_from", ["latest", "checkpoint-2"])  # a name in --output_dir
+def test_resume_continues_from_the_saved_step(tmp_path, photo_pairs, pix2pix_teacher,
+                                              resume_from):
     out = tmp_path / "student"
     steps = ["--max_train_steps", "4", "--checkpointing_steps", "2", "--lr_scheduler", "constant"]
     distill(photo_pairs, pix2pix_teacher, out, *steps)
@@ -68,7 +70,7 @@ def test_resume_continues_from_the_saved_step(tmp_path, photo_pairs, pix2pix_tea
     resumed = tmp_path / "resumed"
     distill(photo_pairs, pix2pix_teacher, resumed, "--max_train_steps", "2",
             "--checkpointing_steps", "2", "--lr_scheduler", "constant")
-    distill(photo_pairs, pix2pix_teacher, resumed, *steps, "--resume_from_checkpoint", "latest")
+    distill(photo_pairs, pix2pix_teacher, resumed, *steps, "--resume_from_checkpoint", resume_from)
     weights = load_file(resumed / "diffusion_pytorch_model.safetensors")
     for key, value in reference.items():
         assert torch.equal(value, weights[key]), f"{key} differs after resume"

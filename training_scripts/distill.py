@@ -39,21 +39,23 @@ logger = get_logger(__name__)
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
-    parser = ScriptArgumentParser(description=__doc__.split("\n")[1],  # no abbreviations
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__.split("\n")[1])
     model = parser.add_argument_group("teacher and student")
     model.add_argument("--teacher_model_name_or_path", required=True,
-                       help="Hub id, save_pretrained folder, or pytorch-CycleGAN-and-pix2pix .pth.")
-    model.add_argument("--teacher_subfolder", default=None)
+                       help="Hub id, save_pretrained folder, or pytorch-CycleGAN-and-pix2pix .pth "
+                            "(required).")
+    model.add_argument("--teacher_subfolder", default=None,
+                       help="Folder inside --teacher_model_name_or_path holding the teacher "
+                            "(default: its root; not in cycle mode).")
     model.add_argument("--student_ngf", type=int, default=None,
                        help="Student width (default 24; ngf 64 -> 24: the paper's 7.08x fewer "
                             "parameters). Not with --student_macs_budget / --student_speedup.")
     model.add_argument("--student_macs_budget", default=None,
                        help="Pick the widest student whose MACs per image at --resolution fit, "
-                            "e.g. 3.5G or 800M (wkd_hf.budget.pick_student).")
+                            "e.g. 3.5G or 800M (default: none, --student_ngf sets the width).")
     model.add_argument("--student_speedup", type=float, default=None,
                        help="Pick the widest student with at least this many times fewer MACs "
-                            "than the teacher at --resolution, e.g. 10.")
+                            "than the teacher at --resolution, e.g. 10 (default: none).")
     model.add_argument("--student_block_type", choices=("resnet", "mobile", "auto"), default=None,
                        help="ResNet students: plain or depthwise-separable blocks (default "
                             "resnet); 'auto' (with a budget) sizes both and keeps the one whose "
@@ -62,25 +64,47 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
                        help="ResNet students: residual blocks (default: the teacher's).")
     model.add_argument("--discriminator_ndf", type=int, default=32,
                        help="Shrunk discriminator width (the teacher's is 64; 32 is ~4x smaller).")
-    model.add_argument("--discriminator_n_layers", type=int, default=3)
+    model.add_argument("--discriminator_n_layers", type=int, default=3,
+                       help="Strided conv layers of the PatchGAN discriminator (3: the 70x70 "
+                            "PatchGAN of pix2pix and CycleGAN).")
     model.add_argument("--teacher_discriminator_path", default=None,
                        help="Initialise the student discriminator from this one (shapes must "
                             "match). Cycle mode: a CycleGAN teacher folder; D_A starts from its "
-                            "discriminator_a/, D_B from discriminator_b/.")
+                            "discriminator_a/, D_B from discriminator_b/. Default: random init.")
     method = parser.add_argument_group("method (saved as wkd_config.json)")
-    method.add_argument("--mode", choices=("paired", "teacher_target", "cycle"), default="paired")
-    method.add_argument("--wkd_wave", default="haar")
-    method.add_argument("--wkd_levels", type=int, default=4)
-    method.add_argument("--wkd_bands", choices=("high", "low", "all", "none"), default="high")
-    method.add_argument("--wkd_distance", choices=("l1", "l2"), default="l1")
-    method.add_argument("--lambda_wkd", type=float, default=0.4)
-    method.add_argument("--lambda_recon", type=float, default=100.0)
-    method.add_argument("--kd_output_weight", type=float, default=0.0)
-    method.add_argument("--kd_feature_weight", type=float, default=0.0)
-    method.add_argument("--kd_feature_layers", nargs="*", default=None)
-    method.add_argument("--lambda_cycle", type=float, default=10.0)
-    method.add_argument("--lambda_identity", type=float, default=0.5)
-    method.add_argument("--pool_size", type=int, default=50)
+    method.add_argument("--mode", choices=("paired", "teacher_target", "cycle"), default="paired",
+                        help="paired: pix2pix data; teacher_target: unpaired data, the teacher's "
+                             "output is the target (GAN Compression); cycle: unpaired data, two "
+                             "students, CycleGAN objective + WKD (the paper).")
+    method.add_argument("--wkd_wave", default="haar",
+                        help="PyWavelets wavelet of the DWT (the authors' runs: haar).")
+    method.add_argument("--wkd_levels", type=int, default=4,
+                        help="DWT levels (the authors' runs: 4).")
+    method.add_argument("--wkd_bands", choices=("high", "low", "all", "none"), default="high",
+                        help="DWT bands the WKD term compares: high (LH/HL/HH, the method), low, "
+                             "all, or none (no WKD: the no-KD baseline).")
+    method.add_argument("--wkd_distance", choices=("l1", "l2"), default="l1",
+                        help="WKD distance: l1 (the paper) or l2 (the authors' CycleGAN code).")
+    method.add_argument("--lambda_wkd", type=float, default=0.4,
+                        help="Weight of the WKD term (the authors' runs: 0.4).")
+    method.add_argument("--lambda_recon", type=float, default=100.0,
+                        help="Weight of L1(student, target) (pix2pix's L1 weight); unused in "
+                             "cycle mode.")
+    method.add_argument("--kd_output_weight", type=float, default=0.0,
+                        help="Weight of output KD, L1(student, teacher): a baseline (0: off).")
+    method.add_argument("--kd_feature_weight", type=float, default=0.0,
+                        help="Weight of feature KD through 1x1 adapters: a baseline (0: off).")
+    method.add_argument("--kd_feature_layers", nargs="*", default=None,
+                        help="Generator feature names for feature KD (default: the generator's "
+                             "own choice).")
+    method.add_argument("--lambda_cycle", type=float, default=10.0,
+                        help="Cycle mode: weight of the cycle-consistency L1 (CycleGAN's).")
+    method.add_argument("--lambda_identity", type=float, default=0.5,
+                        help="Cycle mode: weight of the identity L1, times --lambda_cycle "
+                             "(CycleGAN's).")
+    method.add_argument("--pool_size", type=int, default=50,
+                        help="Cycle mode: past fakes the discriminators see, CycleGAN's image "
+                             "pool (0: none).")
     add_common_args(parser)
     args = parser.parse_args(input_args)
     args.gan_mode = args.gan_mode or default_gan_mode(args.mode)

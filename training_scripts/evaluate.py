@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from wkd_hf.script_args import ScriptArgumentParser, add_data_args, command_line
+from wkd_hf.script_args import ScriptArgumentParser, add_data_args, command_line, readme_epilog
 
 logger = logging.getLogger("wkd_hf.evaluate")
 
@@ -63,18 +63,20 @@ def _non_negative(text: str) -> int:
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     parser = ScriptArgumentParser(description=__doc__.split("\n")[0],
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                  epilog=readme_epilog("Evaluate"))
     models = parser.add_argument_group("models")
     models.add_argument("--model", action="append", required=True,
                         help="A generator to evaluate (repeat for several): a save_pretrained "
                              "folder (a CycleGAN folder: the --direction generator), a Hub id, "
-                             "or a pytorch-CycleGAN-and-pix2pix / GAN Compression .pth file.")
+                             "or a pytorch-CycleGAN-and-pix2pix / GAN Compression .pth file "
+                             "(required).")
     models.add_argument("--teacher", default=None,
                         help="Also measure each model's band distances to this generator's "
-                             "outputs on the same inputs.")
+                             "outputs on the same inputs (default: none).")
     add_data_args(parser)
     ev = parser.add_argument_group("evaluation")
-    ev.add_argument("--output_dir", required=True)
+    ev.add_argument("--output_dir", required=True,
+                    help="Folder of results.json, results.md and bands.png (required).")
     ev.add_argument("--split", default=None,
                     help="Split to evaluate (default: 'test' when the data has one, else "
                          "'train', e.g. a folder of test images given as --train_data_dir). "
@@ -82,25 +84,33 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     ev.add_argument("--layout", choices=("auto", "paired", "unpaired"), default="auto",
                     help="auto: unpaired for <split>A/ + <split>B/ folders, else paired.")
     ev.add_argument("--metrics", type=_metric_list, default=list(ALL_METRICS),
-                    help="Comma-separated subset of " + ",".join(ALL_METRICS) + ".")
+                    help="Comma-separated subset of " + ",".join(ALL_METRICS) + " (default: "
+                         "all; psnr, ssim and l1 need paired data).")
     ev.add_argument("--inception_weights", default=None,
                     help="InceptionV3 FID weights (pt_inception-2015-12-05-6726825d.pth). "
                          "Default: the torch hub cache, or torch-fidelity's download online.")
     ev.add_argument("--real_stats", default=None,
                     help="A .npz of real statistics (mu, sigma[, features]): read if it exists "
-                         "(GAN Compression's files work), else written after computing them.")
+                         "(GAN Compression's files work), else written after computing them "
+                         "(default: none, computed each time).")
     ev.add_argument("--band_levels", type=_positive, default=3,
                     help="Haar DWT levels of the band metrics (level 1 = finest).")
-    ev.add_argument("--batch_size", type=_positive, default=8)
+    ev.add_argument("--batch_size", type=_positive, default=8,
+                    help="Images per forward pass of the evaluated models.")
     ev.add_argument("--max_eval_samples", type=_positive, default=None,
-                    help="Evaluate only the first N images (of each domain).")
+                    help="Evaluate only the first N images (of each domain; default: all).")
     ev.add_argument("--latency_repeats", type=_non_negative, default=10,
                     help="Timed CPU forward passes per model (0: no latency).")
     ev.add_argument("--num_threads", type=_positive, default=None,
                     help="torch threads for the latency measurement (default: torch's).")
-    ev.add_argument("--kid_subsets", type=_positive, default=100)
-    ev.add_argument("--kid_subset_size", type=_positive, default=1000)
-    ev.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ev.add_argument("--kid_subsets", type=_positive, default=100,
+                    help="KID: random subsets averaged (torch-fidelity's).")
+    ev.add_argument("--kid_subset_size", type=_positive, default=1000,
+                    help="KID: images per subset, capped at the images available "
+                         "(torch-fidelity's).")
+    ev.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="Device of the quality metrics (default: cuda when available, else "
+                         "cpu); latency is always measured on the CPU.")
     ev.add_argument("--update_card", action="store_true",
                     help="Write the results into each model folder's README.md (model-index "
                          "eval results and an Evaluation table).")

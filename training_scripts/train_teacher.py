@@ -21,26 +21,42 @@ from wkd_hf.run import GANRun, ScriptArgumentParser, add_common_args, prepare_ru
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
-    parser = ScriptArgumentParser(description=__doc__.split("\n")[1],  # no abbreviations
-                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = ScriptArgumentParser(description=__doc__.split("\n")[1])
     model = parser.add_argument_group("networks (saved in each config.json)")
-    model.add_argument("--mode", choices=("paired", "cycle"), default="paired")
+    model.add_argument("--mode", choices=("paired", "cycle"), default="paired",
+                       help="paired: a pix2pix teacher on paired data; cycle: a CycleGAN pair "
+                            "on unpaired data.")
     model.add_argument("--generator", choices=("resnet", "unet"), default="resnet",
                        help="resnet: CycleGAN's resnet_<n>blocks; unet: pix2pix's unet_256.")
-    model.add_argument("--ngf", type=int, default=64)
+    model.add_argument("--ngf", type=int, default=64,
+                       help="Generator width: filters of the first conv (pix2pix and CycleGAN: "
+                            "64).")
     model.add_argument("--n_blocks", type=int, default=9, help="ResNet residual blocks.")
-    model.add_argument("--block_type", choices=("resnet", "mobile"), default="resnet")
+    model.add_argument("--block_type", choices=("resnet", "mobile"), default="resnet",
+                       help="ResNet blocks: plain or depthwise-separable (mobile).")
     model.add_argument("--num_downs", type=int, default=8, help="U-Net depth (8 for 256 px).")
     model.add_argument("--norm_type", choices=("instance", "batch", "none"), default=None,
                        help="Default: batch for paired (pix2pix), instance for cycle (CycleGAN).")
-    model.add_argument("--use_dropout", action="store_true")
-    model.add_argument("--ndf", type=int, default=64)
-    model.add_argument("--n_layers_D", type=int, default=3)
+    model.add_argument("--use_dropout", action="store_true",
+                       help="Dropout in the generator (pix2pix's unet_256 uses it).")
+    model.add_argument("--ndf", "--discriminator_ndf", dest="ndf", type=int, default=64,
+                       help="PatchGAN discriminator width (pix2pix and CycleGAN: 64).")
+    model.add_argument("--discriminator_n_layers", type=int, default=3,
+                       help="Strided conv layers of the PatchGAN discriminator (3: the 70x70 "
+                            "PatchGAN of pix2pix and CycleGAN).")
+    model.add_argument("--n_layers_D", dest="discriminator_n_layers", type=int,
+                       default=argparse.SUPPRESS, help=argparse.SUPPRESS)  # the older name
     objective = parser.add_argument_group("objective")
-    objective.add_argument("--lambda_recon", type=float, default=100.0, help="pix2pix's L1 weight.")
-    objective.add_argument("--lambda_cycle", type=float, default=10.0)
-    objective.add_argument("--lambda_identity", type=float, default=0.5)
-    objective.add_argument("--pool_size", type=int, default=50)
+    objective.add_argument("--lambda_recon", type=float, default=100.0,
+                           help="Paired mode: pix2pix's L1 weight.")
+    objective.add_argument("--lambda_cycle", type=float, default=10.0,
+                           help="Cycle mode: weight of the cycle-consistency L1 (CycleGAN's).")
+    objective.add_argument("--lambda_identity", type=float, default=0.5,
+                           help="Cycle mode: weight of the identity L1, times --lambda_cycle "
+                                "(CycleGAN's).")
+    objective.add_argument("--pool_size", type=int, default=50,
+                           help="Cycle mode: past fakes the discriminators see, CycleGAN's image "
+                                "pool (0: none).")
     add_common_args(parser)
     args = parser.parse_args(input_args)
     args.norm_type = args.norm_type or ("batch" if args.mode == "paired" else "instance")
@@ -67,9 +83,9 @@ def build_models(args: argparse.Namespace) -> GANRun:
     generators = {k: build_generator(args) for k in keys}
     for generator in generators.values():  # before any step: a bad size fails inside the loss
         check_resolution_fits(generator, args.resolution)
-    return GANRun(config=config, generators=generators,
-                  discriminators={k: build_discriminator(d_channels, args.ndf, args.n_layers_D,
-                                                         args.norm_type) for k in keys})
+    discriminators = {k: build_discriminator(d_channels, args.ndf, args.discriminator_n_layers,
+                                             args.norm_type) for k in keys}
+    return GANRun(config=config, generators=generators, discriminators=discriminators)
 
 
 def build_trainer(run: GANRun):

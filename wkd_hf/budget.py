@@ -111,8 +111,8 @@ def _block_types(teacher: nn.Module, block_type: str | None) -> list[str | None]
         raise ValueError(f"block_type must be one of {BLOCK_CHOICES} or None; got {block_type!r}")
     if isinstance(teacher, UnetGenerator):
         if block_type not in (None, "resnet", "auto"):
-            raise ValueError(f"block_type {block_type!r} applies to ResNet teachers only; this "
-                             "teacher is a U-Net")
+            raise ValueError(f"--student_block_type {block_type} applies to ResNet teachers only; "
+                             "this teacher is a U-Net (leave --student_block_type out)")
         return [None]
     if block_type == "auto":
         return ["resnet", "mobile"]

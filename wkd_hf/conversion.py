@@ -448,9 +448,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``--output_dir`` only report the inferred architecture."""
     description = "Convert a pix2pix / CycleGAN / GAN Compression checkpoint to a wkd_hf folder."
     parser = argparse.ArgumentParser(prog="wkd-convert", description=description,
-                                     allow_abbrev=False)
-    parser.add_argument("--checkpoint", required=True, help="file, folder or Hub repo id")
-    parser.add_argument("--output_dir", help="save_pretrained folder; omit to only inspect")
+                                     allow_abbrev=False,
+                                     epilog="Recipes: see README.md, section 'Recipes'.")
+    parser.add_argument("--checkpoint", required=True,
+                        help="A .pth/.safetensors file, a folder or a Hub repo id (required).")
+    parser.add_argument("--output_dir",
+                        help="save_pretrained folder to write (default: none, only report the "
+                             "architecture).")
     dropout_help = ("force use_dropout (U-Net checkpoints do not record it; default: true for "
                     "batch norm, as pix2pix trains, false otherwise, as CycleGAN)")
     parser.add_argument("--use_dropout", choices=("true", "false"), help=dropout_help)

@@ -32,60 +32,123 @@ RUN_ONLY_ARGS = frozenset({
 
 
 class ScriptArgumentParser(argparse.ArgumentParser):
-    """The training scripts' parser: no abbreviations (``--hub_tok X`` is an error, never a
-    ``--hub_token`` that escapes masking) and Hub tokens masked in its error messages."""
+    """The scripts' parser: no abbreviations (``--hub_tok X`` is an error, never a
+    ``--hub_token`` that escapes masking), Hub tokens masked in its error messages, each default
+    shown once and an epilog pointing at README.md's recipes."""
 
     def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", DefaultOnceFormatter)
+        kwargs.setdefault("epilog", readme_epilog())
         super().__init__(*args, allow_abbrev=False, **kwargs)
 
     def error(self, message: str):
         super().error(TOKEN_PATTERN.sub("hf_***", message))
 
 
+class DefaultOnceFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends ``(default: X)`` to an option's help unless the help already states its default
+    or the option is required."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text.lower() or action.required:
+            return text
+        return super()._get_help_string(action)
+
+
+def readme_epilog(section: str = "Recipes") -> str:
+    return f"Recipes: see README.md, section '{section}'."
+
+
+def validation_split_problem(value: float) -> str | None:
+    """Why ``value`` is no --validation_split; None when it is one."""
+    value = float(value)
+    if value == 0 or 0 < value < 1 or (math.isfinite(value) and value >= 1 and value.is_integer()):
+        return None
+    return (f"must be a fraction in (0, 1) or a whole number of rows >= 1 (0: no validation), "
+            f"got {value}")
+
+
+def parse_validation_split(text: str) -> float:
+    """argparse ``type`` of --validation_split: the error comes at parse time."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if problem := validation_split_problem(value):
+        raise argparse.ArgumentTypeError(problem)
+    return value
+
+
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataset_name", default=None,
-                       help="A Hub dataset id or a local dataset folder (loaded with datasets).")
-    group.add_argument("--dataset_config_name", default=None)
+                       help="A Hub dataset id or a local dataset folder, loaded with datasets "
+                            "(default: none; pass this or --train_data_dir).")
+    group.add_argument("--dataset_config_name", default=None,
+                       help="The --dataset_name configuration to load (default: none, the "
+                            "dataset's own).")
     group.add_argument("--train_data_dir", default=None,
                        help="A local folder: side-by-side AB images (pix2pix), an imagefolder with "
-                            "metadata.jsonl, parquet files, or trainA/ + trainB/ (unpaired).")
+                            "metadata.jsonl, parquet files, or trainA/ + trainB/ (unpaired) "
+                            "(default: none; pass this or --dataset_name).")
     group.add_argument("--source_column", default=None,
-                       help="Paired: column of the input images (auto-detected when omitted).")
+                       help="Paired data: column of the input images (default: auto-detected).")
     group.add_argument("--target_column", default=None,
-                       help="Paired: column of the target images (auto-detected when omitted).")
-    group.add_argument("--domain_a_column", default=None, help="Unpaired: column of domain A.")
-    group.add_argument("--domain_b_column", default=None, help="Unpaired: column of domain B.")
+                       help="Paired data: column of the target images (default: auto-detected).")
+    group.add_argument("--domain_a_column", default=None,
+                       help="Unpaired data: column of domain A (default: auto-detected).")
+    group.add_argument("--domain_b_column", default=None,
+                       help="Unpaired data: column of domain B (default: auto-detected).")
     group.add_argument("--direction", choices=("AtoB", "BtoA"), default="AtoB",
                        help="AtoB translates A (left half / imageA) into B; facades labels->photo "
                             "is BtoA.")
-    group.add_argument("--resolution", type=int, default=256, help="Training crop size.")
+    group.add_argument("--resolution", type=int, default=256,
+                       help="Image size in pixels (training: the random crop).")
     group.add_argument("--load_size", type=int, default=None,
-                       help="Resize before the random crop (pix2pix: 286 for 256). Default: "
-                            "--resolution (no jitter).")
-    group.add_argument("--no_flip", action="store_true", help="No random horizontal flips.")
-    group.add_argument("--streaming", action="store_true", help="Stream the data (datasets).")
-    group.add_argument("--shuffle_buffer_size", type=int, default=1000)
-    group.add_argument("--max_train_samples", type=int, default=None)
-    group.add_argument("--validation_split", type=float, default=0.05,
-                       help="Rows carved from train for validation: a fraction in (0, 1) or a "
-                            "count >= 1 (streaming: a count). Never select models on test.")
-    group.add_argument("--dataloader_num_workers", type=int, default=0)
+                       help="Resize to this before the random crop (pix2pix: 286 for 256). "
+                            "Default: --resolution (no jitter).")
+    group.add_argument("--random_flip", dest="no_flip", action="store_false", default=False,
+                       help="Flip training images horizontally at random, as pix2pix and "
+                            "CycleGAN (default: on).")
+    group.add_argument("--no-random_flip", "--no_flip", dest="no_flip", action="store_true",
+                       help="Turn the random horizontal flips off (--no_flip: the older spelling; "
+                            "default: flips on).")
+    group.add_argument("--streaming", action="store_true",
+                       help="Stream the data with datasets instead of loading it (needs "
+                            "--max_train_steps).")
+    group.add_argument("--shuffle_buffer_size", type=int, default=1000,
+                       help="With --streaming: rows in the shuffle buffer.")
+    group.add_argument("--max_train_samples", type=int, default=None,
+                       help="Train on the first N rows only, for quick runs or debugging "
+                            "(default: all).")
+    group.add_argument("--validation_split", type=parse_validation_split, default=0.05,
+                       help="Rows carved from train for validation: a fraction in (0, 1), a "
+                            "count >= 1 (streaming: a count) or 0 (none). Never select models on "
+                            "test.")
+    group.add_argument("--dataloader_num_workers", type=int, default=0,
+                       help="Data-loading worker processes (0: load in the main process).")
     group.add_argument("--max_bad_fraction", type=float, default=0.1,
                        help="Stop when more than this share of images is unreadable.")
     group.add_argument("--max_image_pixels", type=int, default=64 * 2**20,
                        help="Skip (as unreadable) images of more than this many pixels, checked "
                             "before decoding (default 64 megapixels, 8192x8192); 0: no cap.")
-    group.add_argument("--cache_dir", default=None)
+    group.add_argument("--cache_dir", default=None,
+                       help="Where datasets caches downloads (default: the datasets cache).")
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
-    group.add_argument("--train_batch_size", type=int, default=1)
+    group.add_argument("--train_batch_size", type=int, default=1,
+                       help="Images per batch and process (pix2pix and CycleGAN: 1).")
     group.add_argument("--max_train_steps", type=int, default=None,
-                       help="Total optimizer steps (overrides --num_train_epochs).")
-    group.add_argument("--num_train_epochs", type=int, default=200)
-    group.add_argument("--learning_rate", type=float, default=2e-4)
+                       help="Total optimizer steps; overrides --num_train_epochs (default: "
+                            "--num_train_epochs' steps).")
+    group.add_argument("--num_train_epochs", type=int, default=200,
+                       help="Passes over the training data (pix2pix and CycleGAN: 100 + 100 of "
+                            "decay).")
+    group.add_argument("--learning_rate", type=float, default=2e-4,
+                       help="Adam learning rate of generators and discriminators (pix2pix's).")
     group.add_argument("--lr_scheduler", choices=LR_SCHEDULER_CHOICES, default="pix2pix_linear",
                        help="pix2pix_linear: pix2pix's constant rate, then linear decay to 0 over "
                             "--lr_decay_steps (default). The others are diffusers' schedules "
@@ -95,31 +158,40 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
                             "the run, as pix2pix's 100 + 100 epochs).")
     group.add_argument("--lr_warmup_steps", type=int, default=0,
                        help="diffusers' schedules: warm-up steps.")
-    group.add_argument("--adam_beta1", type=float, default=0.5)
-    group.add_argument("--adam_beta2", type=float, default=0.999)
-    group.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    group.add_argument("--adam_beta1", type=float, default=0.5,
+                       help="Adam beta1 (pix2pix and CycleGAN: 0.5).")
+    group.add_argument("--adam_beta2", type=float, default=0.999, help="Adam beta2.")
+    group.add_argument("--gradient_accumulation_steps", type=int, default=1,
+                       help="Batches whose gradients add up before each optimizer step.")
     group.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None,
                        help="Default: what `accelerate config` / `accelerate launch "
                             "--mixed_precision` set (else no).")
-    group.add_argument("--seed", type=int, default=0)
+    group.add_argument("--seed", type=int, default=0,
+                       help="Random seed of initialisation, shuffling, crops and flips.")
     group.add_argument("--cpu", action="store_true", help="Train on the CPU even if a GPU is there.")
     group.add_argument("--skip_nan_steps", type=int, default=0,
-                       help="Batches with a NaN/Inf loss to skip before stopping (default: stop).")
+                       help="Batches with a NaN/Inf loss to skip before stopping (default 0: "
+                            "stop at the first).")
     group.add_argument("--gan_mode", choices=("lsgan", "vanilla", "hinge"), default=None,
                        help="GAN loss. Default: the reference recipe's, vanilla (BCE with "
                             "logits) for paired data as pix2pix, lsgan for cycle and "
                             "teacher_target as CycleGAN.")
-    group.add_argument("--lambda_gan", type=float, default=1.0)
+    group.add_argument("--lambda_gan", type=float, default=1.0,
+                       help="Weight of the generator's GAN term.")
 
 
 def add_state_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("state, logging and Hub")
-    group.add_argument("--output_dir", required=True)
-    group.add_argument("--checkpointing_steps", type=int, default=500)
+    group.add_argument("--output_dir", required=True,
+                       help="Folder of the trained model, checkpoints, samples and logs "
+                            "(required).")
+    group.add_argument("--checkpointing_steps", type=int, default=500,
+                       help="Save a resumable checkpoint-N folder every N steps (0: none).")
     group.add_argument("--checkpoints_total_limit", type=int, default=3,
                        help="Keep only the N newest checkpoints (N >= 1); 0 keeps them all.")
     group.add_argument("--resume_from_checkpoint", default=None,
-                       help="'latest' or a checkpoint-N folder.")
+                       help="'latest', a checkpoint-N name inside --output_dir, or a checkpoint "
+                            "folder (default: start a new run).")
     group.add_argument("--overwrite_output_dir", action="store_true",
                        help="Start a new run in an --output_dir that holds an earlier run's "
                             "checkpoints, deleting them (without it, such a run is refused).")
@@ -127,7 +199,8 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
                        help="An accelerate tracker (tensorboard, wandb, ...) or 'none'.")
     group.add_argument("--validation_steps", type=int, default=500,
                        help="Save a validation grid every N steps (0: only at the end).")
-    group.add_argument("--num_validation_images", type=int, default=4)
+    group.add_argument("--num_validation_images", type=int, default=4,
+                       help="Validation images per batch and in each grid.")
     group.add_argument("--push_to_hub", action="store_true",
                        help="Upload the finished folder to --hub_model_id. The repo is created "
                             "(or opened) at start-up, so a bad token or name fails before "
@@ -136,10 +209,13 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
                        help="With --push_to_hub: train anyway when the Hub cannot be reached at "
                             "start-up (the upload is then tried at the end; the local folder is "
                             "complete either way).")
-    group.add_argument("--hub_model_id", default=None)
+    group.add_argument("--hub_model_id", default=None,
+                       help="Hub repo of --push_to_hub, e.g. user/my-student (default: none).")
     group.add_argument("--hub_token", default=None,
-                       help="Prefer `hf auth login` or HF_TOKEN; never written to disk.")
-    group.add_argument("--hub_private_repo", action="store_true")
+                       help="A Hub token (default: the one `hf auth login` or HF_TOKEN set, "
+                            "which is safer); never written to disk.")
+    group.add_argument("--hub_private_repo", action="store_true",
+                       help="With --push_to_hub: create the repo private.")
 
 
 # Validation metrics --keep_best can select on, and whether higher is better. Paired data: the
@@ -160,7 +236,9 @@ def add_evaluation_args(parser: argparse.ArgumentParser) -> None:
                             "best_metric.json with the metric, value and step); checked every "
                             "--validation_steps and at the end. Paired data: psnr, ssim (higher "
                             "is better), l1, band_LL/LH/HL/HH (lower); unpaired data with a "
-                            "teacher: teacher_l1, teacher_band_* (distance to the teacher).")
+                            "teacher: teacher_l1, teacher_band_* (distance to the teacher). "
+                            "Default: none (the final generator only).")
+
 
 def check_args(args: argparse.Namespace) -> None:
     """Configuration mistakes stop here, before any model or data is loaded."""
@@ -187,15 +265,14 @@ def check_args(args: argparse.Namespace) -> None:
                          f"{args.resolution}; the random crop needs load_size >= resolution.")
     if not 0 < args.max_bad_fraction <= 1:
         raise SystemExit(f"error: --max_bad_fraction must be in (0, 1], got {args.max_bad_fraction}.")
-    if not args.validation_split >= 0 or (args.validation_split >= 1 and not (
-            math.isfinite(args.validation_split) and float(args.validation_split).is_integer())):
-        raise SystemExit(f"error: --validation_split must be a fraction in (0, 1), a whole number "
-                         f"of rows >= 1, or 0; got {args.validation_split}.")
+    if problem := validation_split_problem(args.validation_split):
+        raise SystemExit(f"error: --validation_split {problem}.")
     if args.streaming and 0 < args.validation_split < 1:
         raise SystemExit("error: with --streaming, --validation_split must be a row count "
                          f"(e.g. 20), not a fraction ({args.validation_split}).")
     if args.streaming and args.max_train_steps is None:
         raise SystemExit("error: --streaming data has no length; pass --max_train_steps.")
+    resolve_resume_path(args)
     if args.push_to_hub and not args.hub_model_id:
         raise SystemExit("error: --push_to_hub needs --hub_model_id (e.g. user/my-student).")
     # An --output_dir in the training folder feeds this run's samples.png to the next run.
@@ -213,6 +290,24 @@ def check_args(args: argparse.Namespace) -> None:
     from .data import set_max_image_pixels  # the transforms built later capture it
 
     set_max_image_pixels(args.max_image_pixels or None)
+
+
+def resolve_resume_path(args: argparse.Namespace) -> None:
+    """Make --resume_from_checkpoint a folder, as diffusers reads it: a checkpoint-N name means
+    OUTPUT_DIR/checkpoint-N, an existing folder stays itself and 'latest' is left as it is."""
+    value = args.resume_from_checkpoint
+    if not value or value == "latest":
+        return
+    for candidate in (os.path.join(args.output_dir, value), value):
+        if os.path.isdir(os.path.expanduser(candidate)):
+            args.resume_from_checkpoint = os.path.expanduser(candidate)
+            return
+    from .checkpointing import list_checkpoints
+
+    found = ", ".join(path.name for path in list_checkpoints(args.output_dir)) or "none"
+    raise SystemExit(f"error: --resume_from_checkpoint {value}: no such checkpoint in "
+                     f"--output_dir {args.output_dir} (its checkpoints: {found}), nor such a "
+                     "folder. Pass 'latest', one of those names, or a checkpoint folder.")
 
 
 def validation_rows(args: argparse.Namespace) -> float | int:

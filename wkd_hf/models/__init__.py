@@ -21,6 +21,7 @@ from .discriminator import PatchDiscriminator
 from .layers import init_weights
 from .loading import (
     CONFIG_NAME,
+    HUB_KWARGS,
     CorruptWeightsError,
     HubUnreachableError,
     NotAModelFolderError,
@@ -68,6 +69,7 @@ def load_pretrained_model(
     name_or_path: str | os.PathLike,
     subfolder: str | None = None,
     local_files_only: bool | None = None,
+    **kwargs,
 ) -> ModelMixin:
     """Load any of our networks from a ``save_pretrained`` folder or a Hub repo id.
 
@@ -79,12 +81,15 @@ def load_pretrained_model(
         subfolder: folder inside it holding the model (e.g. ``"generator"``).
         local_files_only: for Hub ids, only use the local cache (None: download, unless
             ``HF_HUB_OFFLINE`` is set or the Hub does not answer a quick probe: then the cache).
+        **kwargs: passed on to diffusers' ``from_pretrained``, e.g. ``torch_dtype``,
+            ``revision``, ``cache_dir``, ``token``.
 
     Raises:
         NotAModelFolderError, UnknownModelClassError, WeightsMismatchError, CorruptWeightsError,
         HubUnreachableError (see ``wkd_hf.models.loading``).
     """
-    config = read_model_config(name_or_path, subfolder, local_files_only)
+    hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if kwargs.get(key) is not None}
+    config = read_model_config(name_or_path, subfolder, local_files_only, **hub_kwargs)
     class_name = config.get("_class_name")
     if class_name is None:
         raise NotAModelFolderError(
@@ -97,7 +102,8 @@ def load_pretrained_model(
             f"config.json of {os.fspath(name_or_path)!r} names class {class_name!r}, which wkd_hf "
             f"does not provide; known classes: {sorted(MODEL_CLASSES)}"
         )
-    kwargs = {"subfolder": subfolder} if subfolder else {}
+    if subfolder:
+        kwargs["subfolder"] = subfolder
     if local_files_only is not None:
         kwargs["local_files_only"] = local_files_only
     return cls.from_pretrained(name_or_path, **kwargs)

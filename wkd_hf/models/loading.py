@@ -33,6 +33,8 @@ from ..hub import HubUnavailableError, hub_unreachable_reason
 CONFIG_NAME = "config.json"
 WEIGHTS_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
 LFS_POINTER_PREFIX = b"version https://git-lfs.github.com/spec/v1"
+# from_pretrained keyword arguments that also choose which config.json is read
+HUB_KWARGS = ("revision", "cache_dir", "token")
 
 
 class NotAModelFolderError(ValueError):
@@ -60,18 +62,22 @@ HubUnreachableError = HubUnavailableError
 
 
 def hub_download(
-    repo_id: str, filename: str, subfolder: str | None = None, local_files_only: bool | None = None
+    repo_id: str,
+    filename: str,
+    subfolder: str | None = None,
+    local_files_only: bool | None = None,
+    **hub_kwargs,
 ) -> str:
     """``huggingface_hub.hf_hub_download`` that fails within seconds, with one clear
     ``HubUnreachableError``, when the Hub cannot be reached and the file is not cached (instead of
     huggingface_hub's retries). A file missing from a reachable repo raises ``EntryNotFoundError``;
-    an invalid id ``HFValidationError``."""
+    an invalid id ``HFValidationError``. ``hub_kwargs``: ``revision``, ``cache_dir``, ``token``."""
     validate_repo_id(repo_id)
     why = "local_files_only=True" if local_files_only else hub_unreachable_reason()
     kwargs = {"subfolder": subfolder} if subfolder else {}
     try:
         return huggingface_hub.hf_hub_download(
-            repo_id, filename, local_files_only=why is not None, **kwargs
+            repo_id, filename, local_files_only=why is not None, **kwargs, **hub_kwargs
         )
     except (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError, TimeoutError) as err:
         raise HubUnreachableError(
@@ -134,8 +140,10 @@ def read_model_config(
     name_or_path: str | os.PathLike,
     subfolder: str | None = None,
     local_files_only: bool | None = None,
+    **hub_kwargs,
 ) -> dict:
-    """The ``config.json`` of a saved model folder or Hub repo, as a dict."""
+    """The ``config.json`` of a saved model folder or Hub repo, as a dict (``hub_kwargs``: see
+    ``hub_download``)."""
     path = os.fspath(name_or_path)
     if os.path.isdir(path):
         folder = os.path.join(path, subfolder) if subfolder else path
@@ -144,7 +152,8 @@ def read_model_config(
             found = _listing(folder)
             raise NotAModelFolderError(
                 f"{folder!r} is not a model folder: expected {CONFIG_NAME} and "
-                f"diffusion_pytorch_model.safetensors (as written by save_pretrained), found {found}."
+                "diffusion_pytorch_model.safetensors (as train_teacher.py, distill.py and "
+                f"save_pretrained write them), found {found}."
                 " For a pix2pix/CycleGAN checkpoint, convert it first with `wkd-convert`."
             )
     elif os.path.exists(path):
@@ -153,7 +162,7 @@ def read_model_config(
         )
     else:
         try:
-            config_file = hub_download(path, CONFIG_NAME, subfolder, local_files_only)
+            config_file = hub_download(path, CONFIG_NAME, subfolder, local_files_only, **hub_kwargs)
         except HFValidationError as err:
             raise NotAModelFolderError(
                 f"{path!r} is neither an existing folder nor a valid Hub repo id ('user/model')"
@@ -190,8 +199,8 @@ def _check_loading_info(where: str, class_name: str, info: dict) -> None:
     raise WeightsMismatchError(
         f"{where}: the weights do not match the {class_name} that config.json describes ("
         + "; ".join(parts)
-        + "). config.json and the weights come from different models: save the model again with "
-        "save_pretrained, or fix config.json."
+        + "). config.json and the weights come from different models: save (or train) the model "
+        "again, or fix config.json."
     )
 
 
@@ -207,7 +216,8 @@ class CheckedLoadingMixin:
         subfolder = kwargs.get("subfolder")
         where = repr(path) + (f" (subfolder {subfolder!r})" if subfolder else "")
         is_local = os.path.isdir(path)
-        config = read_model_config(path, subfolder, kwargs.get("local_files_only"))
+        hub_kwargs = {key: kwargs[key] for key in HUB_KWARGS if kwargs.get(key) is not None}
+        config = read_model_config(path, subfolder, kwargs.get("local_files_only"), **hub_kwargs)
         if not is_local and kwargs.get("local_files_only") is None and hub_unreachable_reason():
             kwargs["local_files_only"] = True  # the cache or nothing, without retries
         found = config.get("_class_name")
@@ -224,7 +234,7 @@ class CheckedLoadingMixin:
             detail = str(err).split(". If you want")[0].replace("Cannot load  because ", "")
             raise WeightsMismatchError(
                 f"{where}: the weights do not match the {cls.__name__} that config.json "
-                f"describes ({detail}); save the model again with save_pretrained, or fix "
+                f"describes ({detail}); save (or train) the model again, or fix "
                 "config.json"
             ) from err
         except OSError as err:
