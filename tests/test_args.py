@@ -137,6 +137,17 @@ def test_teacher_discriminator_depth_flag(flags, layers):
     assert discriminator.config.n_layers == layers
 
 
+def test_teacher_hub_id_reaches_the_card_and_does_not_block_a_resume():
+    from wkd_hf.cards import base_model_for
+    from wkd_hf.script_args import RUN_ONLY_ARGS
+
+    args = _script("distill").parse_args(["--train_data_dir", "d", "--output_dir", "o",
+                                          "--teacher_model_name_or_path", "./teacher",
+                                          "--teacher_hub_id", "me/facades-teacher"])
+    assert base_model_for(args) == "me/facades-teacher"
+    assert "teacher_hub_id" in RUN_ONLY_ARGS  # naming the teacher later does not change the run
+
+
 # ----------------------------------------------------------------------------- resume path
 def _checkpoints(folder, *steps):
     for step in steps:

@@ -19,7 +19,8 @@ def test_card_usage_snippet_runs_as_written(tmp_path, photo_pairs, pix2pix_teach
         "--report_to", "none"])
     card = (out / "README.md").read_text()
     (snippet,) = re.findall(r"## Usage\s+```python\n(.*?)```", card, flags=re.S)
-    assert 'from_pretrained("my-student")' in snippet and "your-username" not in card
+    assert 'from_pretrained("./my-student")' in snippet and "your-username" not in card
+    assert "replace it with the repo id" in card  # once the folder is on the Hub
     Image.new("RGB", (45, 37), (120, 30, 200)).save(tmp_path / "input.jpg")
     cwd = os.getcwd()
     os.chdir(tmp_path)

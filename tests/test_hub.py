@@ -48,18 +48,34 @@ def test_local_teacher_is_not_a_base_model(tmp_path):
 def test_push_offline_fails_fast_with_advice(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     start = time.perf_counter()
-    with pytest.raises(hub.HubUnavailableError, match="HF_HUB_OFFLINE=1.*hf upload"):
+    with pytest.raises(hub.HubUnavailableError, match="HF_HUB_OFFLINE=1.*hf upload") as error:
         hub.push_output_dir(tmp_path, "me/x", token="hf_fake")
     assert time.perf_counter() - start < 2
+    assert "Unset HF_HUB_OFFLINE" in str(error.value) and "Check the network" not in str(error.value)
 
 
 def test_push_unreachable_endpoint_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
     start = time.perf_counter()
-    with pytest.raises(hub.HubUnavailableError, match="does not answer.*hf upload"):
+    with pytest.raises(hub.HubUnavailableError, match="does not answer.*hf upload") as error:
         hub.push_output_dir(tmp_path, "me/x")
     assert time.perf_counter() - start < 6
+    assert "Check the network" in str(error.value) and "HF_HUB_OFFLINE" not in str(error.value)
+
+
+def test_offline_advice_differs_by_situation(monkeypatch):
+    """Offline mode on: turn it off or go local. Hub silent: check the network, go local, or turn
+    offline mode on to skip the probe. Never "offline mode is on ... set HF_HUB_OFFLINE=1"."""
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    assert hub.hub_unreachable_reason() == "offline mode is on (HF_HUB_OFFLINE=1)"
+    offline = hub.hub_advice("pass --train_data_dir")
+    assert offline == "Unset HF_HUB_OFFLINE to reach the Hub, or pass --train_data_dir."
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    silent = hub.hub_advice("pass --train_data_dir")
+    assert silent.startswith("Check the network (or HF_ENDPOINT), pass --train_data_dir")
+    assert "set HF_HUB_OFFLINE=1 to skip this check" in silent and "Unset" not in silent
+    assert "HF_HUB_OFFLINE" not in hub.hub_advice("upload later", cache=False)
 
 
 def test_push_skips_checkpoints_and_logs(tmp_path, monkeypatch):
@@ -75,3 +91,14 @@ def test_push_skips_checkpoints_and_logs(tmp_path, monkeypatch):
     ignored = calls["upload"]["ignore_patterns"]
     assert "checkpoint-*" in ignored and ".checkpoint-*" in ignored and "logs/*" in ignored
     assert ".wkd_hf.lock" in ignored  # the run's output-folder lock is never uploaded
+
+
+def test_local_dataset_paths_never_reach_the_metadata(tmp_path):
+    (tmp_path / "facades").mkdir()
+    card = hub.build_model_card(
+        model_name="s", repo_id="./s", class_name="ResnetGenerator", task="facades (B -> A)",
+        resolution=32, command="x", data_description="a local folder `facades`",
+        datasets=[str(tmp_path / "facades"), "./facades", "huggan/facades"],
+        profiles=[{"name": "generator", "params": 10, "macs": 10}])
+    assert card.data.datasets == ["huggan/facades"]
+    assert str(tmp_path) not in card.content

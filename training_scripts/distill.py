@@ -47,6 +47,9 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--teacher_subfolder", default=None,
                        help="Folder inside --teacher_model_name_or_path holding the teacher "
                             "(default: its root; not in cycle mode).")
+    model.add_argument("--teacher_hub_id", default=None,
+                       help="Hub id of the teacher when --teacher_model_name_or_path is a local "
+                            "copy of it; the model card names it as base_model (default: none).")
     model.add_argument("--student_ngf", type=int, default=None,
                        help="Student width (default 24; ngf 64 -> 24: the paper's 7.08x fewer "
                             "parameters). Not with --student_macs_budget / --student_speedup.")

@@ -1,4 +1,5 @@
-"""Model cards (rendered from ``model_cards/``) and uploads of finished output folders.
+"""Uploads of finished output folders, the Hub reachability check and its advice, and evaluation
+results in model cards (the cards themselves: :mod:`wkd_hf.cards`).
 
 Uploads never include ``checkpoint-*`` folders, temporary files or logs, and the token is passed
 straight to ``huggingface_hub``: it is never logged or written.
@@ -8,100 +9,32 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData, constants
 
+from .cards import (  # noqa: F401  (the card code's earlier home)
+    BASE_TAGS,
+    COMMON_TAGS,
+    DEFAULT_TEMPLATE,
+    LIBRARY_NAME,
+    build_model_card,
+    efficiency_rows,
+    find_template,
+    format_count,
+)
 from .errors import WKDError
 
 logger = logging.getLogger(__name__)
 
-LIBRARY_NAME = "wkd_hf"
-BASE_TAGS = ["wavelet-knowledge-distillation", "image-to-image", "gan", "knowledge-distillation",
-             "wkd_hf"]
 UPLOAD_IGNORE = ["checkpoint-*", ".checkpoint-*", "*.tmp", "logs/*", "logs/**", ".wkd_hf.lock"]
-DEFAULT_TEMPLATE = "wkd_student.md"
 
 
 class HubUnavailableError(WKDError, ConnectionError):
     """The Hub cannot be reached (offline mode or no network); the message says what to do."""
-
-
-def find_template(name: str = DEFAULT_TEMPLATE) -> Path:
-    """The card template: ``model_cards/`` of a source checkout, or its installed copy."""
-    candidates = [Path(__file__).resolve().parents[1] / "model_cards" / name,
-                  Path(sys.prefix) / "share" / LIBRARY_NAME / "model_cards" / name]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"Model card template {name!r} not found in {candidates}.")
-
-
-def format_count(value: float, unit: str = "") -> str:
-    """11378179 -> '11.378M'; 49.55e9 -> '49.55G'."""
-    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "K")):
-        if abs(value) >= scale:
-            return f"{value / scale:.3f}{suffix}{unit}" if suffix == "M" else \
-                f"{value / scale:.2f}{suffix}{unit}"
-    return f"{value:g}{unit}"
-
-
-def efficiency_rows(profiles: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
-    """Card table rows from ``{"name", "params", "macs"}`` dicts; ratios are against the first."""
-    reference = profiles[0]
-    rows = []
-    for profile in profiles:
-        ratio = "1.00x (reference)" if profile is reference else (
-            f"{reference['params'] / profile['params']:.2f}x params, "
-            f"{reference['macs'] / profile['macs']:.2f}x MACs")
-        rows.append({"name": profile["name"], "params": format_count(profile["params"]),
-                     "macs": format_count(profile["macs"]), "ratio": ratio})
-    return rows
-
-
-def build_model_card(*, model_name: str, repo_id: str, class_name: str, task: str,
-                     profiles: Sequence[Mapping[str, Any]], resolution: int, command: str,
-                     data_description: str, teacher: str | None = None,
-                     datasets: Sequence[str] = (), wkd_settings: Mapping[str, Any] | None = None,
-                     metrics: Mapping[str, Any] | None = None, mode_description: str = "",
-                     sample_image: str | None = None, sample_columns: str = "",
-                     subfolder: str | None = None, in_channels: int = 3, out_channels: int = 3,
-                     discriminator_description: str = "",
-                     template_path: str | os.PathLike | None = None,
-                     extra_tags: Sequence[str] = ()) -> ModelCard:
-    """Render the card template with YAML metadata (library, tags, pipeline, base model, data).
-
-    ``profiles`` are ``{"name", "params", "macs"}`` dicts, the teacher (reference) first.
-    """
-    from . import __version__
-
-    is_hub_teacher = (teacher is not None and not os.path.exists(teacher)
-                      and re.fullmatch(r"[\w.-]+/[\w.-]+", teacher) is not None)
-    card_data = ModelCardData(
-        library_name=LIBRARY_NAME, pipeline_tag="image-to-image", license="apache-2.0",
-        tags=BASE_TAGS + [t for t in extra_tags if t not in BASE_TAGS],
-        base_model=teacher if is_hub_teacher else None,
-        datasets=list(datasets) or None, model_name=model_name)
-    teacher_link = f"https://huggingface.co/{teacher}" if is_hub_teacher else None
-    if teacher is not None and not is_hub_teacher:
-        teacher = Path(teacher).name  # a local path says nothing to readers of a published card
-    return ModelCard.from_template(
-        card_data, template_path=str(template_path or find_template()),
-        model_name=model_name, repo_id=repo_id, class_name=class_name, task=task,
-        role_description="student generator" if teacher else "generator",
-        teacher=teacher, teacher_link=teacher_link, mode_description=mode_description,
-        efficiency_rows=efficiency_rows(profiles), resolution=resolution,
-        wkd_settings=dict(wkd_settings or {}), metrics=dict(metrics or {}),
-        sample_image=sample_image, sample_columns=sample_columns, subfolder=subfolder,
-        discriminator_description=discriminator_description,
-        in_channels=in_channels, out_channels=out_channels, command=command,
-        data_description=data_description, library_version=__version__,
-        repo_is_local="/" not in repo_id)
 
 
 def hub_reachable(timeout: float = 3.0) -> bool:
@@ -119,11 +52,14 @@ PROBE_TTL_S = 60.0  # how long one reachability probe of an endpoint is trusted
 _probes: dict[str, tuple[float, bool]] = {}  # endpoint -> (monotonic time, reachable)
 
 
+OFFLINE_REASON = "offline mode is on (HF_HUB_OFFLINE=1)"
+
+
 def hub_unreachable_reason() -> str | None:
     """Why the Hub cannot be used now, or None: offline mode, or the endpoint did not answer one
     :func:`hub_reachable` probe (kept a minute). Models, datasets and uploads all ask this."""
     if constants.is_offline_mode():
-        return "HF_HUB_OFFLINE=1 is set"
+        return OFFLINE_REASON
     endpoint = constants.ENDPOINT
     checked_at, reachable = _probes.get(endpoint, (float("-inf"), False))
     if time.monotonic() - checked_at > PROBE_TTL_S:
@@ -132,14 +68,24 @@ def hub_unreachable_reason() -> str | None:
     return None if reachable else f"the Hub at {endpoint} does not answer (no network?)"
 
 
+def hub_advice(local: str = "use a local folder", cache: bool = True) -> str:
+    """What to do, by situation. Offline mode is on: unset it, or ``local``. The Hub does not
+    answer: check the network, ``local``, or (``cache``: when a cached copy would do) set
+    HF_HUB_OFFLINE=1 to skip the probe and use the cache."""
+    if constants.is_offline_mode():
+        return f"Unset HF_HUB_OFFLINE to reach the Hub, or {local}."
+    skip = ", or set HF_HUB_OFFLINE=1 to skip this check and use what is cached" if cache else ""
+    return f"Check the network (or HF_ENDPOINT), {local}{skip}."
+
+
 def check_hub_reachable() -> None:
     """Fail within seconds, with a clear message, when nothing can be uploaded."""
     why = hub_unreachable_reason()
     if why is not None:
         raise HubUnavailableError(
-            f"Cannot upload: {why}. Check the network (or HF_ENDPOINT, or unset "
-            "HF_HUB_OFFLINE), or upload the finished folder later with "
-            "`hf upload REPO_ID OUTPUT_DIR`.")
+            f"Cannot upload: {why}. " + hub_advice(
+                "upload the finished folder later with `hf upload REPO_ID OUTPUT_DIR`",
+                cache=False))
 
 
 def prepare_hub_repo(repo_id: str, token: str | None = None, private: bool = False) -> str:
@@ -193,7 +139,7 @@ def write_evaluation_results(model_dir: str | os.PathLike, record: Mapping[str, 
         card = ModelCard.load(path)
     else:
         data = ModelCardData(library_name=LIBRARY_NAME, pipeline_tag="image-to-image",
-                             tags=list(BASE_TAGS))
+                             tags=list(COMMON_TAGS))
         card = ModelCard(f"---\n{data.to_yaml()}\n---\n\n# {record['name']}\n")
     card.data.model_name = card.data.model_name or str(record["name"])
     metrics = record.get("metrics", {})

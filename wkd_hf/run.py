@@ -20,6 +20,7 @@ from accelerate.logging import get_logger
 from torch import nn
 
 from . import recipes
+from .cards import save_applicable_args, write_run_card
 from .checkpointing import (
     check_resumable,
     disk_full_as_error,
@@ -32,12 +33,10 @@ from .distillation import WKDConfig
 from .errors import WKDError
 from .hub import (
     HubUnavailableError,
-    build_model_card,
     check_hub_reachable,
     prepare_hub_repo,
     push_output_dir,
 )
-from .metrics.efficiency import count_macs, count_parameters
 from .metrics.paired import evaluate_paired
 from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
 from .script_args import (
@@ -49,7 +48,6 @@ from .script_args import (
     check_args,
     command_line,
     public_args,
-    save_args,
 )
 from .training import (
     GANTrainingSetup,
@@ -65,16 +63,6 @@ from .training import (
 )
 
 logger = get_logger(__name__)
-
-MODE_DESCRIPTIONS = {
-    "paired": "Trained on paired data: L1 to the dataset target, a shrunk conditional PatchGAN, "
-              "and the wavelet (high-band) distillation term against the teacher.",
-    "teacher_target": "Unpaired data, GAN Compression's recipe: the teacher's output is the "
-                      "target (L1 + GAN) plus the wavelet distillation term.",
-    "cycle": "Unpaired data, the paper's recipe: two students and two shrunk discriminators with "
-             "the full CycleGAN objective plus the wavelet distillation term on each direction.",
-}
-
 
 def add_common_args(parser: argparse.ArgumentParser) -> None:
     add_data_args(parser)
@@ -217,8 +205,12 @@ class RunSession:
                     run.config.save(out)
                 sample = self._export_samples(out)
                 metrics = self._metrics(generators, data) if run.config.mode == "paired" else {}
-                self._write_card(run, generators, teacher_name, sample, metrics)
-                save_args(args, args.output_dir)  # last: it describes the weights written above
+                write_run_card(out, run, args, generators, self.command,
+                               teacher_name=teacher_name, sample=sample, metrics=metrics,
+                               sample_columns=getattr(self, "_sample_columns", ""),
+                               unwrap=acc.unwrap_model)
+                # last: it describes the weights written above (only the arguments that applied)
+                save_applicable_args(args, run.config, generators["a2b"], out)
             logger.info(f"Wrote {out}", main_process_only=True)
         acc.wait_for_everyone()
         acc.end_training()
@@ -248,33 +240,6 @@ class RunSession:
         keep_best_generator(self.args, self.distiller, scores, self.state.global_step,
                             self.accelerator)
         return {f"validation {k}": f"{v:.4f}" for k, v in scores.items()}
-
-    def _write_card(self, run: GANRun, generators, teacher_name, sample, metrics) -> None:
-        args = self.args
-        resolution = args.resolution
-        profiles = []
-        if run.teachers:
-            teacher = run.teachers["a2b"]
-            profiles.append(_profile(f"teacher ({type(teacher).__name__}, "
-                                     f"{_width(teacher)})", teacher, resolution))
-        student = generators["a2b"]
-        profiles.append(_profile(f"{'student' if run.teachers else 'generator'} "
-                                 f"({type(student).__name__}, {_width(student)})",
-                                 student, resolution))
-        card = build_model_card(
-            model_name=Path(args.output_dir).name,
-            repo_id=args.hub_model_id or Path(args.output_dir).resolve().name, class_name=type(student).__name__,
-            task=_task(args), profiles=profiles,
-            resolution=resolution, command=self.command, data_description=recipes.describe(args),
-            teacher=teacher_name, datasets=[args.dataset_name] if args.dataset_name else [],
-            wkd_settings=_method_settings(run.config) if run.teachers else None, metrics=metrics,
-            discriminator_description=_discriminator_description(run, self.accelerator,
-                                                                      args),
-            mode_description=MODE_DESCRIPTIONS[run.config.mode] if run.teachers else "",
-            sample_image=sample, sample_columns=getattr(self, "_sample_columns", ""),
-            subfolder=recipes.CYCLE_SUBFOLDERS["a2b"] if run.is_cycle else None,
-            extra_tags=[run.config.mode, "pix2pix" if not run.is_cycle else "cyclegan"])
-        card.save(Path(args.output_dir) / "README.md")
 
 
 def validation_scores(distiller: nn.Module, batches, accelerator: Accelerator
@@ -441,57 +406,6 @@ def _prepare_hub_repo(args: argparse.Namespace) -> None:
 
 def _subdir(out: Path, key: str, is_cycle: bool, names: dict[str, str]) -> Path:
     return out / names[key] if is_cycle else out
-
-
-def _width(generator: nn.Module) -> str:
-    """``ngf 24``, or a compressed generator's per-stage widths (``channels 16_16_32_...``)."""
-    config = generator.config
-    if config.get("ngf") is not None:
-        return f"ngf {config['ngf']}"
-    return "channels " + "_".join(str(c) for c in config.get("channels", ()))
-
-
-def _profile(name: str, model: nn.Module, resolution: int) -> dict:
-    return {"name": name, "params": count_parameters(model),
-            "macs": count_macs(model, resolution)}
-
-
-CYCLE_ONLY = ("lambda_cycle", "lambda_identity", "pool_size")
-FEATURE_KD_ONLY = ("kd_feature_layers",)
-
-
-def _method_settings(config: WKDConfig) -> dict:
-    """The settings that shaped this run (CycleGAN-only or feature-KD-only ones dropped)."""
-    settings = config.to_dict()
-    drop = (() if config.mode == "cycle" else CYCLE_ONLY) + (
-        () if config.kd_feature_weight > 0 else FEATURE_KD_ONLY)
-    return {k: v for k, v in settings.items() if k not in drop}
-
-
-def _discriminator_description(run: GANRun, accelerator: Accelerator, args) -> str:
-    """One line on the discriminator(s) trained with the generator (used in training only); it
-    says "shrunk" only when they are narrower than the teacher's (or, when the teacher's is
-    unknown, than the reference PatchGAN's ndf 64)."""
-    discriminator = accelerator.unwrap_model(next(iter(run.discriminators.values())))
-    count, ndf = len(run.discriminators), discriminator.config.ndf
-    line = (f"Trained against {count} PatchGAN discriminator{'s' if count > 1 else ''} with "
-            f"ndf {ndf} ({count_parameters(discriminator) / 1e6:.3f}M parameters each; used in "
-            "training only")
-    if not run.teachers:
-        return line + ")."
-    teacher_ndf = recipes.teacher_discriminator_ndf(
-        getattr(args, "teacher_discriminator_path", None) or args.teacher_model_name_or_path)
-    reference = (f"the teacher's ndf {teacher_ndf}" if teacher_ndf is not None
-                 else "the reference PatchGAN's ndf 64")
-    if ndf < (teacher_ndf or 64):
-        return line + f"; narrower than {reference}: shrunk with the student, as the paper " \
-                      "recommends)."
-    return line + f"; as wide as or wider than {reference}: not shrunk)."
-
-
-def _task(args: argparse.Namespace) -> str:
-    data = args.dataset_name or Path(args.train_data_dir.rstrip("/")).parent.name or "custom data"
-    return f"{data} ({args.direction})"
 
 
 def _tracker_config(args: argparse.Namespace) -> dict:
