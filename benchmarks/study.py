@@ -71,7 +71,8 @@ NUM_PICTURES = 4
 
 def parts() -> list[str]:
     return (["facades/teacher"] + [f"facades/{v}" for v in FACADES_VARIANTS]
-            + ["h2z/teacher"] + [f"h2z/{v}" for v in H2Z_VARIANTS] + ["efficiency"])
+            + ["facades/band_energy", "h2z/teacher"] + [f"h2z/{v}" for v in H2Z_VARIANTS]
+            + ["efficiency"])
 
 
 # ----------------------------------------------------------------------------- running scripts
@@ -282,9 +283,60 @@ def run_efficiency(s: dict, args: argparse.Namespace) -> dict:
             "batch_size": 1}
 
 
+def band_magnitudes(split, images) -> dict[str, tuple[float, int]]:
+    """Sum of |coefficient| and count per band (LL; LH/HL/HH pooled over the levels)."""
+    ll, highs = split(images)
+    out = {"LL": (float(ll.abs().sum()), ll.numel())}
+    for b, name in enumerate(("LH", "HL", "HH")):
+        out[name] = (sum(float(h[:, :, b].abs().sum()) for h in highs),
+                     sum(h[:, :, b].numel() for h in highs))
+    return out
+
+
+def run_band_energy(s: dict, args: argparse.Namespace) -> dict:
+    """How much detail each band carries, relative to the real photos: mean |coefficient| of the
+    generated images over that of the test photos, per band (1 = as much as the photos; < 1 blurs,
+    > 1 adds texture or artefacts). Unlike the paired distances, this does not reward blur."""
+    import torch
+
+    from wkd_hf.data import PairedTransform, build_eval_dataloader, load_paired_dataset
+    from wkd_hf.recipes import load_generator
+    from wkd_hf.wavelets import WaveletBandSplit
+
+    test = load_paired_dataset(train_data_dir=str(SHARED / "facades"), split="test", direction="BtoA")
+    batches = list(build_eval_dataloader(test, PairedTransform(s["resolution"], train=False), 16))
+    split = WaveletBandSplit("haar", 3)
+
+    def magnitudes(images_of_batch) -> dict[str, float]:
+        totals: dict[str, list[float]] = {}
+        for batch in batches:
+            for band, (total, count) in band_magnitudes(split, images_of_batch(batch)).items():
+                totals.setdefault(band, [0.0, 0])
+                totals[band][0] += total
+                totals[band][1] += count
+        return {band: total / count for band, (total, count) in totals.items()}
+
+    with torch.inference_mode():
+        photos = magnitudes(lambda batch: batch["target"])
+        folders = {"teacher": [args.work_dir / "facades" / "teacher"]}
+        folders.update({name: [args.work_dir / "facades" / name / f"seed{seed}" for seed in s["seeds"]]
+                        for name in FACADES_VARIANTS})
+        ratios = {}
+        for name, paths in folders.items():
+            ratios[name] = []
+            for path in paths:
+                model = load_generator(str(path)).eval()
+                generated = magnitudes(lambda batch: model(batch["source"]))
+                ratios[name].append({band: generated[band] / photos[band] for band in photos})
+    return {"band_magnitude_ratio": ratios, "levels": 3, "num_images": len(test),
+            "photo_magnitudes": photos}
+
+
 def run_part(part: str, s: dict, args: argparse.Namespace) -> dict:
     if part == "facades/teacher":
         return run_teacher_facades(s, args)
+    if part == "facades/band_energy":
+        return run_band_energy(s, args)
     if part == "h2z/teacher":
         return run_teacher_h2z(s, args)
     if part == "efficiency":

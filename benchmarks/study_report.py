@@ -57,8 +57,9 @@ def run_values(runs: list[dict], metric: str) -> list[float]:
             out.append(run["metrics"][metric])
         elif metric.startswith(("bands_", "teacher_")):
             key, band = metric.split("_", 1)
-            bands = run["bands" if key == "bands" else "teacher_bands"]
-            out.append(high_band(bands) if band == "high" else bands[band])
+            bands = run.get("bands" if key == "bands" else "teacher_bands")
+            if bands:  # the teacher has no distance to itself
+                out.append(high_band(bands) if band == "high" else bands[band])
     return out
 
 
@@ -78,7 +79,7 @@ def load(folder: Path) -> dict[str, dict]:
 
 def study_records(results: dict, study: str) -> dict[str, dict]:
     return {part.split("/", 1)[1]: record for part, record in results.items()
-            if part.startswith(study + "/")}
+            if part.startswith(study + "/") and "runs" in record}
 
 
 # ----------------------------------------------------------------------------- tables
@@ -116,6 +117,32 @@ def comparison_table(records: dict[str, dict], reference: str, metrics: list[tup
             cells.append(f"{diff:+.{digits}f}{' *' if exceeds_spread(a, b) else ''}")
         lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
     return lines
+
+
+def magnitude_table(record: dict) -> list[str]:
+    """Detail per band relative to the photos (``facades/band_energy``): mean ± std over seeds."""
+    ratios = record["band_magnitude_ratio"]
+    lines = ["| model | " + " | ".join(f"{b} ratio" for b in ("LL", *HIGH)) + " |", "|---|---|---|---|---|"]
+    for name in ("teacher", *FACADES_ORDER):
+        if name in ratios:
+            cells = [fmt([r[b] for r in ratios[name]], 3) for b in ("LL", *HIGH)]
+            lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def finding_detail(energy: dict | None) -> str:
+    """Claim 1 measured as detail kept: the no-KD student's band magnitudes over the teacher's."""
+    ratios = (energy or {}).get("band_magnitude_ratio", {})
+    if not {"teacher", "no_kd"} <= ratios.keys():
+        return ""
+    teacher = ratios["teacher"][0]
+    kept = {b: statistics.fmean(r[b] for r in ratios["no_kd"]) / teacher[b] for b in ("LL", *HIGH)}
+    text = ", ".join(f"{b} {v:.2f}x" for b, v in kept.items())
+    verdict = ("keeps less of the teacher's detail in every high band than in LL: agrees with claim 1"
+               if max(kept[b] for b in HIGH) < kept["LL"] else
+               "does not lose more in every high band than in LL: claim 1 is not supported by this measure")
+    return (f" Measured as detail (mean |wavelet coefficient| relative to the photos), the "
+            f"undistilled student keeps, relative to the teacher: {text}; it {verdict}.")
 
 
 def h2z_table(records: dict[str, dict]) -> list[str]:
@@ -266,7 +293,14 @@ def report(folder: Path) -> str:
         lines += ["## Efficiency", "", *efficiency_table(results["efficiency"]), "",
                   f"{results['efficiency']['threads']} threads, "
                   f"{results['efficiency']['rounds']} interleaved rounds.", ""]
-    lines += ["## What the evidence says", "", f"- {finding_bands(facades)}",
+    energy = results.get("facades/band_energy")
+    if energy:
+        lines += ["Detail per band (`facades/band_energy`): mean |wavelet coefficient| of the "
+                  "generated test images over that of the real photos (haar, 3 levels, LH/HL/HH "
+                  "pooled over levels). 1 = as much detail as the photos; below 1 is blur, above "
+                  "1 added texture or artefacts. Unlike the distances above, it does not reward "
+                  "blur.", "", *magnitude_table(energy), ""]
+    lines += ["## What the evidence says", "", f"- {finding_bands(facades)}{finding_detail(energy)}",
               f"- {finding_ranking(facades)}", f"- {finding_discriminator(facades)}", ""]
     wall = sum(r.get("wall_seconds", 0) for r in results.values())
     machine = next(iter(results.values())).get("machine", {})

@@ -55,7 +55,9 @@ def test_mean_std_and_spread_rule_match_a_hand_computation():
 
 def test_report_tables_findings_and_figures(tmp_path):
     # The undistilled student is 2x worse than the teacher in the high bands, 1.1x in LL.
-    _write(tmp_path, "facades/teacher", [_run(0, 22.0, 0.10, (1.0, 1.0), (0.0, 0.0))])
+    teacher = _run(0, 22.0, 0.10, (1.0, 1.0), (0.0, 0.0))
+    del teacher["teacher_bands"]  # as evaluate.py writes it: no distance to itself
+    _write(tmp_path, "facades/teacher", [teacher])
     _write(tmp_path, "facades/no_kd", [_run(s, 18.0 + 0.1 * s, 0.20, (1.1, 2.0), (0.5, 1.5))
                                        for s in range(3)])
     _write(tmp_path, "facades/wkd_high", [_run(s, 19.0 + 0.1 * s, 0.18, (1.1, 1.8), (0.5, 1.0))
@@ -135,3 +137,27 @@ def test_every_variant_differs_from_the_method_in_one_setting():
 @pytest.mark.parametrize("scale", sorted(study.SCALES))
 def test_every_scale_names_the_same_settings(scale):
     assert study.SCALES[scale].keys() == study.SCALES["cpu"].keys()
+
+
+def test_band_magnitudes_match_a_hand_haar_transform():
+    import torch
+
+    from wkd_hf.wavelets import WaveletBandSplit
+
+    x = torch.tensor([[1.0, 3.0], [5.0, 7.0]]).view(1, 1, 2, 2)  # one 2x2 haar block
+    # orthonormal haar: LL = (1+3+5+7)/2 = 8; the three details are +-2, +-4, 0 in some order
+    mags = study.band_magnitudes(WaveletBandSplit("haar", 1), x)
+    assert mags["LL"] == pytest.approx((8.0, 1))
+    assert sorted(round(total, 4) for total, _ in (mags[b] for b in report.HIGH)) == [0.0, 2.0, 4.0]
+
+
+def test_detail_finding_compares_the_student_with_the_teacher():
+    energy = {"band_magnitude_ratio": {
+        "teacher": [{"LL": 1.0, "LH": 1.0, "HL": 1.0, "HH": 1.0}],
+        "no_kd": [{"LL": 0.9, "LH": 0.5, "HL": 0.6, "HH": 0.7}] * 3}}
+    text = report.finding_detail(energy)
+    assert "LL 0.90x, LH 0.50x, HL 0.60x, HH 0.70x" in text and "agrees with claim 1" in text
+    energy["band_magnitude_ratio"]["no_kd"] = [{"LL": 0.5, "LH": 0.9, "HL": 0.6, "HH": 0.7}] * 3
+    assert "not supported by this measure" in report.finding_detail(energy)
+    table = "\n".join(report.magnitude_table(energy))
+    assert "| no distillation | 0.500 ± 0.000 | 0.900 ± 0.000 |" in table
