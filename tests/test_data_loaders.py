@@ -26,6 +26,7 @@ from wkd_hf.data import (
     load_unpaired_datasets,
     split_train_validation,
 )
+from wkd_hf.data.loaders import DEFAULT_STREAMING_VALIDATION_ROWS, known_num_rows
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_bad_share_limit_stops_the_loader(caplog):
     dataset = _bytes_dataset(good=16, bad=8)
     loader = build_train_dataloader(dataset, UnpairedTransform(8), 4, seed=0,
                                     max_bad_fraction=0.1)
-    with pytest.raises(TooManyBadImagesError, match="max_bad_fraction=0.1"):
+    with pytest.raises(TooManyBadImagesError, match="--max_bad_fraction 0.1"):
         list(loader)
     assert any("row " in r.getMessage() for r in caplog.records)  # no path: named by index
 
@@ -102,7 +103,7 @@ def test_bad_share_limit_raised_in_a_worker_reaches_the_main_process():
     loader = build_eval_dataloader(_bytes_dataset(good=16, bad=8),
                                    UnpairedTransform(8, train=False), 4, num_workers=1,
                                    max_bad_fraction=0.1)
-    with pytest.raises(TooManyBadImagesError, match="max_bad_fraction=0.1"):
+    with pytest.raises(TooManyBadImagesError, match="--max_bad_fraction 0.1"):
         list(loader)
 
 
@@ -141,8 +142,38 @@ def test_validation_split_streaming(ab_folder, cache_dir):
     assert not set(train_paths) & set(val_paths)
     shuffled = build_train_dataloader(train, PairedTransform(8), 1, seed=0)
     assert sum(1 for _ in shuffled) == 3  # shuffling after skip keeps the split
-    with pytest.raises(ValueError, match="number of rows"):
-        split_train_validation(dataset, 0.25, seed=0)
+    with pytest.raises(ValueError, match="--validation_split 4 gives 4 of 4 rows"):
+        split_train_validation(dataset, 4, seed=0)
+
+
+@pytest.mark.parametrize("kind", ["image_folder", "parquet", "saved_to_disk"])
+def test_a_fraction_of_a_stream_of_known_size(kind, ab_folder, parquet_folder, tmp_path, caplog,
+                                              cache_dir):
+    source = {"image_folder": {"train_data_dir": str(ab_folder)},
+              "parquet": {"dataset_name": str(parquet_folder)}}.get(kind)
+    if source is None:
+        load_paired_dataset(train_data_dir=str(ab_folder)).save_to_disk(str(tmp_path / "saved"))
+        source = {"dataset_name": str(tmp_path / "saved")}
+    dataset = load_paired_dataset(streaming=True, cache_dir=cache_dir, **source)
+    assert known_num_rows(dataset) == 4
+    with caplog.at_level(logging.INFO, logger="wkd_hf"):
+        train, val = split_train_validation(dataset, 0.5, seed=0)
+    assert (sum(1 for _ in train), sum(1 for _ in val)) == (2, 2)
+    assert "--validation_split 0.5 of a stream of 4 rows: its first 2 rows" in caplog.text
+
+
+def test_a_fraction_of_a_stream_of_unknown_size_holds_out_the_default_rows(caplog):
+    def rows():
+        for i in range(40):
+            yield {"image": {"bytes": None, "path": f"{i}.png"}}
+
+    stream = datasets.IterableDataset.from_generator(rows)
+    assert known_num_rows(stream) is None
+    with caplog.at_level(logging.WARNING, logger="wkd_hf"):
+        train, val = split_train_validation(stream, 0.05, seed=0)
+    assert sum(1 for _ in val) == DEFAULT_STREAMING_VALIDATION_ROWS == 16
+    assert sum(1 for _ in train) == 40 - 16
+    assert "--validation_split N" in caplog.text and "first 16 rows" in caplog.text
 
 
 # ----------------------------------------------------------------------------- dataloaders
@@ -254,7 +285,7 @@ def test_max_samples_and_eval_loader_order():
     assert sorted(lv for b in loader for lv in _levels(b)) == [0, 20, 40, 60]
     evaluated = build_eval_dataloader(dataset, UnpairedTransform(4, train=False), 4)
     assert [lv for b in evaluated for lv in _levels(b)] == list(range(0, 120, 20))
-    with pytest.raises(ValueError, match="fewer than batch_size"):
+    with pytest.raises(ValueError, match="6 rows, fewer than --train_batch_size 8"):
         build_train_dataloader(dataset, UnpairedTransform(4), 8, seed=0)
 
 

@@ -141,7 +141,8 @@ def test_empty_or_junk_only_folder(tmp_path, cache_dir):
 
 
 def test_paired_loader_refuses_a_cyclegan_folder(cyclegan_folder, cache_dir):
-    with pytest.raises(ValueError, match="unpaired"):
+    with pytest.raises(ValueError, match="unpaired data. Train on it with --mode cycle "
+                                         r"\(distill.py also --mode teacher_target\)"):
         load_paired_dataset(train_data_dir=str(cyclegan_folder), cache_dir=cache_dir)
 
 

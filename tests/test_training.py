@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import re
 
 import pytest
 import torch
@@ -31,7 +32,8 @@ def test_pix2pix_schedule_is_constant_then_linear_decay():
     assert lrs[7:] == pytest.approx([0.8, 0.6, 0.4])
     with pytest.raises(ValueError, match="step_lr"):
         build_lr_scheduler(optimizer, "step_lr", 10)
-    with pytest.raises(ValueError, match="lr_decay_steps=20"):
+    with pytest.raises(ValueError, match=r"--lr_decay_steps 20 must lie in \[0, "
+                                         r"--max_train_steps 10\]"):
         build_lr_scheduler(optimizer, "pix2pix_linear", 10, 20)
 
 
@@ -131,3 +133,49 @@ def test_an_iterable_that_yields_nothing_is_one_clear_error():
     with pytest.raises(ValueError, match="something else"):
         list(_batches_or_explain(broken()))
     assert list(_batches_or_explain(iter([1, 2]))) == [1, 2]
+
+
+def test_stopped_message_says_what_can_be_resumed(tmp_path):
+    from wkd_hf.training import stopped_message
+
+    line = stopped_message(tmp_path, 3)
+    assert line.startswith("Stopped at step 3 (Ctrl-C). No checkpoint was saved yet")
+    for step in (2, 4):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / ".checkpoint-6.tmp").mkdir()  # half-written: never offered
+    assert stopped_message(tmp_path, 5) == ("Stopped at step 5 (Ctrl-C). Resume with "
+                                            "--resume_from_checkpoint latest (from checkpoint-4, "
+                                            "step 4).")
+    assert "(signal SIGTERM)" in stopped_message(tmp_path, 5, KeyboardInterrupt("signal SIGTERM"))
+
+
+def test_ctrl_c_in_the_loop_ends_with_one_line_and_exit_code_130(
+        tmp_path, photo_pairs, pix2pix_teacher, monkeypatch, capsys):
+    from conftest import TINY_RUN, load_script
+    from wkd_hf import run as run_module
+    from wkd_hf import training
+    from wkd_hf.processes import LOCK_FILE
+
+    monkeypatch.delenv("WKD_HF_TRACEBACK", raising=False)
+    monkeypatch.setattr(run_module, "stop_with_launcher", lambda: None)  # keep pytest's SIGTERM
+    real_step, calls = training._train_step, []
+
+    def step_then_ctrl_c(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(training, "_train_step", step_then_ctrl_c)
+    distill, out = load_script("distill"), tmp_path / "student"
+    argv = ["--teacher_model_name_or_path", str(pix2pix_teacher), "--train_data_dir",
+            str(photo_pairs), "--output_dir", str(out), *TINY_RUN, "--max_train_steps", "10",
+            "--checkpointing_steps", "2", "--student_ngf", "4", "--discriminator_ndf", "4",
+            "--wkd_levels", "3"]
+    assert run_module.run_cli(distill.main, lambda: distill.parse_args(argv)) == 130
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err[-2000:]
+    assert re.search(r"(?i)stopped at step 2\b.*--resume_from_checkpoint latest",
+                     err.strip().splitlines()[-1]), err[-2000:]
+    assert [p.name for p in list_checkpoints(out)] == ["checkpoint-2"]
+    assert not list(out.glob(".checkpoint-*")) and not (out / LOCK_FILE).exists()

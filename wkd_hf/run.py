@@ -60,6 +60,7 @@ from .training import (
     resolve_resume_checkpoint,
     run_gan_training,
     steps_for_epochs,
+    stopped_message,
 )
 
 logger = get_logger(__name__)
@@ -329,13 +330,13 @@ def run_cli(main: Callable[[argparse.Namespace], None],
     ``accelerate launch`` process stop the run with one line and exit code 130."""
     args = parse_args()
     stop_with_launcher()
-    stopped = False
+    stopped: KeyboardInterrupt | None = None
     try:
         main(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as interrupt:
         if os.environ.get("WKD_HF_TRACEBACK"):
             raise
-        stopped = True  # said below, once the loop's progress bar is gone with the traceback
+        stopped = interrupt  # said below, once the loop's progress bar is gone with the traceback
     except USER_ERRORS as error:
         if os.environ.get("WKD_HF_TRACEBACK"):
             raise
@@ -345,8 +346,8 @@ def run_cli(main: Callable[[argparse.Namespace], None],
         release_output_dirs()
     if stopped:
         step = _session.state.global_step if _session else 0
-        print(f"\nstopped at step {step}; resume with --resume_from_checkpoint latest",
-              file=sys.stderr)
+        output_dir = _session.args.output_dir if _session else None
+        print("\n" + stopped_message(output_dir, step, stopped), file=sys.stderr)
         return 130
     return 0
 

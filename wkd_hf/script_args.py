@@ -125,8 +125,9 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
                             "(default: all).")
     group.add_argument("--validation_split", type=parse_validation_split, default=0.05,
                        help="Rows carved from train for validation: a fraction in (0, 1), a "
-                            "count >= 1 (streaming: a count) or 0 (none). Never select models on "
-                            "test.")
+                            "count >= 1 or 0 (none). With --streaming a fraction needs the "
+                            "stream's size (Hub metadata or a local folder's files), else the "
+                            "first 16 rows are used. Never select models on test.")
     group.add_argument("--dataloader_num_workers", type=int, default=0,
                        help="Data-loading worker processes (0: load in the main process).")
     group.add_argument("--max_bad_fraction", type=float, default=0.1,
@@ -268,9 +269,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"error: --max_bad_fraction must be in (0, 1], got {args.max_bad_fraction}.")
     if problem := validation_split_problem(args.validation_split):
         raise SystemExit(f"error: --validation_split {problem}.")
-    if args.streaming and 0 < args.validation_split < 1:
-        raise SystemExit("error: with --streaming, --validation_split must be a row count "
-                         f"(e.g. 20), not a fraction ({args.validation_split}).")
     if args.streaming and args.max_train_steps is None:
         raise SystemExit("error: --streaming data has no length; pass --max_train_steps.")
     resolve_resume_path(args)

@@ -99,10 +99,11 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, name: str, max_steps: i
         return get_scheduler(name, optimizer, num_warmup_steps=warmup_steps,
                              num_training_steps=max_steps)
     if name != PIX2PIX_SCHEDULER:
-        raise ValueError(f"lr_scheduler={name!r} is not one of {list(LR_SCHEDULERS)}.")
+        raise ValueError(f"--lr_scheduler {name!r} is not one of {list(LR_SCHEDULERS)}.")
     decay = max_steps // 2 if decay_steps is None else decay_steps
     if not 0 <= decay <= max_steps:
-        raise ValueError(f"lr_decay_steps={decay} must lie in [0, max_train_steps={max_steps}].")
+        raise ValueError(f"--lr_decay_steps {decay} must lie in [0, --max_train_steps "
+                         f"{max_steps}].")
     constant = max_steps - decay
     return torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda step: 1.0 - max(0, step - constant) / float(decay + 1))
@@ -171,9 +172,17 @@ def run_gan_training(accelerator: Accelerator, setup: GANTrainingSetup, args,
     ranks call it; it writes on the main process only). A NaN/Inf loss stops the run with
     :class:`NonFiniteLossError` unless ``args.skip_nan_steps`` allows skipping that batch.
     """
-    loader = setup.dataloader
     progress = tqdm(total=args.max_train_steps, initial=state.global_step, desc="steps",
                     disable=not accelerator.is_local_main_process)
+    try:
+        _run_loop(accelerator, setup, args, state, on_validation, progress)
+    finally:  # a Ctrl-C's one line then starts on a line of its own
+        progress.close()
+
+
+def _run_loop(accelerator: Accelerator, setup: GANTrainingSetup, args, state: LoopState,
+              on_validation: Callable[[int], None] | None, progress: tqdm) -> None:
+    loader = setup.dataloader
     while state.global_step < args.max_train_steps:
         if hasattr(loader, "set_epoch"):
             loader.set_epoch(state.epoch)
@@ -202,7 +211,21 @@ def run_gan_training(accelerator: Accelerator, setup: GANTrainingSetup, args,
             state.batches_in_epoch = 0
             if state.global_step == 0 and state.epoch > 1:
                 raise WKDError(NO_BATCH_MESSAGE)
-    progress.close()
+
+
+def stopped_message(output_dir: str | os.PathLike | None, step: int,
+                    interrupt: BaseException | None = None) -> str:
+    """The one line a stopped run (Ctrl-C, or SIGTERM: ``interrupt``'s text) ends with: where it
+    stopped and what ``--resume_from_checkpoint latest`` would continue from. No checkpoint is
+    saved on the way out: the ranks of a multi-process run stop at different points."""
+    cause = str(interrupt) if interrupt is not None and str(interrupt) else "Ctrl-C"
+    checkpoints = list_checkpoints(output_dir) if output_dir else []
+    if not checkpoints:
+        return (f"Stopped at step {step} ({cause}). No checkpoint was saved yet "
+                "(--checkpointing_steps), so --resume_from_checkpoint latest starts over.")
+    latest = checkpoints[-1]
+    return (f"Stopped at step {step} ({cause}). Resume with --resume_from_checkpoint latest "
+            f"(from {latest.name}, step {checkpoint_step(latest)}).")
 
 
 NO_BATCH_MESSAGE = ("The training data yielded no usable batch; check that the training split "

@@ -5,7 +5,8 @@
   ``trainA/`` + ``trainB/``), all returning UNDECODED image columns.
 - :mod:`.images`: the decoding policy (``decode_image``, ``BadImageError``) and the transforms
   (``PairedTransform``, ``UnpairedTransform``) that share one crop and flip across a pair.
-- :mod:`.loaders`: ``split_train_validation``, ``build_train_dataloader`` /
+- :mod:`.loaders`: ``split_train_validation`` (a fraction of a stream: of its known size,
+  ``known_num_rows``, else ``DEFAULT_STREAMING_VALIDATION_ROWS`` rows), ``build_train_dataloader`` /
   ``build_eval_dataloader`` (bad images skipped and counted by a ``BadSampleTracker``),
   ``UnalignedDataset`` (CycleGAN pairs) and ``describe_dataset``.
 """
@@ -23,17 +24,20 @@ from .images import (
     split_side_by_side,
 )
 from .loaders import (
+    DEFAULT_STREAMING_VALIDATION_ROWS,
     UnalignedDataset,
     build_eval_dataloader,
     build_train_dataloader,
     collate_skipping_bad,
     describe_dataset,
+    known_num_rows,
     split_train_validation,
 )
 from .sources import DatasetUnreachableError, load_paired_dataset, load_unpaired_datasets
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",
+    "DEFAULT_STREAMING_VALIDATION_ROWS",
     "BadImageError",
     "BadSampleTracker",
     "DatasetUnreachableError",
@@ -47,6 +51,7 @@ __all__ = [
     "decode_image",
     "describe_dataset",
     "is_bad_sample",
+    "known_num_rows",
     "load_paired_dataset",
     "load_unpaired_datasets",
     "set_max_image_pixels",

@@ -109,7 +109,7 @@ def _check_pixels(image: PIL.Image.Image, max_pixels: int | None) -> None:
     width, height = image.size
     if max_pixels is not None and width * height > max_pixels:
         raise ValueError(f"{width}x{height} is {width * height / 1e6:.1f} megapixels, more than "
-                         f"max_image_pixels={max_pixels} ({max_pixels / 1e6:.1f} megapixels); "
+                         f"--max_image_pixels {max_pixels} ({max_pixels / 1e6:.1f} megapixels); "
                          "downscale the file or raise --max_image_pixels")
 
 
@@ -290,7 +290,7 @@ class BadSampleTracker:
         examples = ", ".join(self.reported[:5])
         raise TooManyBadImagesError(
             f"{self.bad} of {self.seen} images could not be decoded ({self.bad / self.seen:.0%} > "
-            f"max_bad_fraction={self.max_bad_fraction:g}); e.g. {examples}. Fix or remove these "
+            f"--max_bad_fraction {self.max_bad_fraction:g}); e.g. {examples}. Fix or remove these "
             "files, or raise --max_bad_fraction.")
 
 

@@ -256,7 +256,7 @@ def _first_rows(dataset: AnyDataset, max_samples: int | None) -> AnyDataset:
     if max_samples is None:
         return dataset
     if max_samples < 1:
-        raise ValueError(f"max_samples={max_samples} must be >= 1, or None for all rows.")
+        raise ValueError(f"--max_train_samples {max_samples} must be >= 1 (default: all rows).")
     if isinstance(dataset, datasets.IterableDataset):
         return dataset.take(max_samples)
     return dataset.select(range(min(max_samples, len(dataset))))
@@ -301,7 +301,7 @@ def build_train_dataloader(
     keeps the first rows (before shuffling). ``drop_last=True``.
     """
     if batch_size < 1:
-        raise ValueError(f"batch_size={batch_size} must be >= 1.")
+        raise ValueError(f"--train_batch_size {batch_size} must be >= 1.")
     if max_samples is not None:
         dataset = (dataset.limited(max_samples) if isinstance(dataset, UnalignedDataset)
                    else _first_rows(dataset, max_samples))
@@ -310,8 +310,9 @@ def build_train_dataloader(
     sampler = None
     if not isinstance(wrapped, torch.utils.data.IterableDataset):
         if len(wrapped) < batch_size:
-            raise ValueError(f"The training data has {len(wrapped)} rows, fewer than batch_size="
-                             f"{batch_size}, so drop_last leaves no batch; lower the batch size.")
+            raise ValueError(f"The training data has {len(wrapped)} rows, fewer than "
+                             f"--train_batch_size {batch_size}, so no full batch is left; lower "
+                             "--train_batch_size.")
         sampler = EpochSampler(len(wrapped), seed, shuffle=shuffle)
     return DataLoader(wrapped, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_skipping_bad, drop_last=True,
@@ -333,42 +334,81 @@ def build_eval_dataloader(
 
 
 # ----------------------------------------------------------------------------- splits
+# Validation rows of a stream of unknown size when --validation_split is a fraction.
+DEFAULT_STREAMING_VALIDATION_ROWS = 16
+
+
 def _validation_rows(validation_split: float, size: int) -> int:
     """Rows to hold out of ``size`` (a fraction rounds up, like ``train_test_split``)."""
-    if isinstance(validation_split, float) and not validation_split.is_integer():
+    if _is_fraction(validation_split):
         if not 0.0 < validation_split < 1.0:
-            raise ValueError(f"validation_split={validation_split} must be a fraction in (0, 1) "
-                             "or a whole number of rows.")
+            raise ValueError(f"--validation_split {validation_split} must be a fraction in "
+                             "(0, 1) or a whole number of rows.")
         rows = math.ceil(validation_split * size)
     else:
         rows = int(validation_split)
     if not 1 <= rows < size:
-        raise ValueError(f"validation_split={validation_split} gives {rows} of {size} rows; "
+        raise ValueError(f"--validation_split {validation_split} gives {rows} of {size} rows; "
                          "leave at least one row for each of training and validation.")
     return rows
+
+
+def known_num_rows(dataset: AnyDataset) -> int | None:
+    """Rows of a dataset: its length, or a stream's ``info.splits`` count (Hub metadata, or the
+    loaders' count of a local folder's files); None when unknown."""
+    if isinstance(dataset, datasets.Dataset):
+        return len(dataset)
+    splits = dataset.info.splits or {}
+    if dataset.split is not None:
+        info = splits.get(str(dataset.split))
+    else:
+        info = next(iter(splits.values())) if len(splits) == 1 else None
+    return (info.num_examples or None) if info is not None else None
+
+
+def _is_fraction(validation_split: float) -> bool:
+    return isinstance(validation_split, float) and not validation_split.is_integer()
+
+
+def _streaming_validation_rows(dataset: datasets.IterableDataset, validation_split: float) -> int:
+    """Rows a stream holds out: a count as given, a fraction of the known size, else
+    :data:`DEFAULT_STREAMING_VALIDATION_ROWS` (said in one warning)."""
+    size = known_num_rows(dataset)
+    if size is not None:
+        rows = _validation_rows(validation_split, size)
+        if _is_fraction(validation_split):
+            logger.info("--validation_split %g of a stream of %d rows: its first %d rows are the "
+                        "validation set.", validation_split, size, rows)
+        return rows
+    if not _is_fraction(validation_split):
+        return int(validation_split)
+    logger.warning("--validation_split %g is a fraction, but this stream does not say how many "
+                   "rows it has: its first %d rows are the validation set. Pass "
+                   "--validation_split N to hold out N rows instead.", validation_split,
+                   DEFAULT_STREAMING_VALIDATION_ROWS)
+    return DEFAULT_STREAMING_VALIDATION_ROWS
 
 
 def split_train_validation(dataset: AnyDataset, validation_split: float,
                            seed: int) -> tuple[AnyDataset, AnyDataset | None]:
     """(train, validation) carved from one split; ``validation_split`` 0 gives ``(dataset, None)``.
 
-    Map-style: a fraction in (0, 1) or a row count, drawn at random with ``seed``
-    (``train_test_split``); the two parts are disjoint and cover the dataset. Streaming: a row
-    count only (the length is unknown): validation = the first rows (``take``), training = the
-    rest (``skip``). Caveat: with several DataLoader workers *and* a stream of several
-    multi-row shards (parquet files), ``datasets`` splits the skip across the workers' shards,
-    so the parts may overlap; local image folders stream as one shard and are exact.
+    ``validation_split``: a fraction in (0, 1) or a row count. Map-style: drawn at random with
+    ``seed`` (``train_test_split``); the two parts are disjoint and cover the dataset.
+    Streaming: validation = the first rows (``take``), training = the rest (``skip``); a fraction
+    needs the stream's size (:func:`known_num_rows`), else
+    :data:`DEFAULT_STREAMING_VALIDATION_ROWS` rows are held out, with a warning. Caveat: with
+    several DataLoader workers *and* a stream of several multi-row shards (parquet files),
+    ``datasets`` splits the skip across the workers' shards, so the parts may overlap; local
+    image folders stream as one shard and are exact.
     """
     if isinstance(validation_split, bool) or validation_split < 0:
-        raise ValueError(f"validation_split={validation_split!r} must be a fraction in (0, 1), a "
-                         "row count >= 1, or 0 for no validation.")
+        raise ValueError(f"--validation_split {validation_split!r} must be a fraction in (0, 1), "
+                         "a row count >= 1, or 0 for no validation.")
     if validation_split == 0:
         return dataset, None
     if isinstance(dataset, datasets.IterableDataset):
-        if isinstance(validation_split, float) and not validation_split.is_integer():
-            raise ValueError(f"validation_split={validation_split} is a fraction, but a streaming "
-                             "dataset has no length; pass a number of rows (e.g. 100).")
-        rows = int(validation_split)
+        rows = _streaming_validation_rows(dataset, validation_split)
         return dataset.skip(rows), dataset.take(rows)
     rows = _validation_rows(validation_split, len(dataset))
     parts = dataset.train_test_split(test_size=rows, seed=seed, shuffle=True)

@@ -206,15 +206,48 @@ def check_metadata_files(folder: Path) -> None:
                          "remove these rows.")
 
 
-def _load_dataset(where: Path, *args: Any, **kwargs: Any) -> dict[str, AnyDataset]:
+def _load_dataset(where: Path, *args: Any, streaming: bool = False,
+                  **kwargs: Any) -> dict[str, AnyDataset]:
     """``datasets.load_dataset`` on a local folder; a failure to generate the dataset is a
-    ValueError naming the folder and the cause (instead of a ``DatasetGenerationError``)."""
+    ValueError naming the folder and the cause (instead of a ``DatasetGenerationError``).
+    Streamed splits carry their row count when their files tell it (:func:`count_rows`)."""
     try:
-        return dict(datasets.load_dataset(*args, **kwargs))
+        if not streaming:
+            return dict(datasets.load_dataset(*args, **kwargs))
+        builder = datasets.load_dataset_builder(*args, **kwargs)  # what load_dataset streams
+        splits = dict(builder.as_streaming_dataset())
     except datasets.exceptions.DatasetGenerationError as err:
         cause = err.__cause__ or err.__context__ or err
         raise ValueError(f"Could not read the data in {where}: {type(cause).__name__}: "
                          f"{cause}") from err
+    files = {str(name): list(found) for name, found in (builder.config.data_files or {}).items()}
+    return {name: with_num_rows(dataset, count_rows(files.get(name, [])))
+            for name, dataset in splits.items()}
+
+
+# ----------------------------------------------------------------------------- stream sizes
+def count_rows(files: list[str]) -> int | None:
+    """Rows of a local split from its files, without decoding an image: the rows of its metadata
+    files, else its parquet files' row counts, else its image files; None when unknown."""
+    paths = [Path(name) for name in files]
+    metadata = [p for p in paths if p.name in METADATA_FILE_NAMES]
+    if metadata:
+        return sum(1 for path in metadata for _ in _metadata_rows(path))
+    images = [p for p in paths if p.suffix.lower() in _image_extensions()]
+    parquet = [p for p in paths if p.suffix.lower() == ".parquet"]
+    if parquet and not images:
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(path).metadata.num_rows for path in parquet)
+    return len(images) or None
+
+
+def with_num_rows(dataset: AnyDataset, rows: int | None) -> AnyDataset:
+    """Record a stream's row count where ``datasets`` keeps a Hub dataset's: ``info.splits``."""
+    if rows is not None and isinstance(dataset, datasets.IterableDataset):
+        name = str(dataset.split or "train")
+        dataset.info.splits = datasets.SplitDict({name: datasets.SplitInfo(name, num_examples=rows)})
+    return dataset
 
 
 def _is_saved_to_disk(folder: Path) -> bool:
@@ -225,14 +258,15 @@ def _load_from_disk(folder: Path, streaming: bool) -> dict[str, AnyDataset]:
     loaded = datasets.load_from_disk(str(folder))
     splits = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
     if streaming:
-        splits = {name: ds.to_iterable_dataset() for name, ds in splits.items()}
+        splits = {name: with_num_rows(ds.to_iterable_dataset(), len(ds))
+                  for name, ds in splits.items()}
     return splits
 
 
 def _check_folder(folder: str | os.PathLike, argument: str) -> Path:
     path = Path(folder).expanduser()
     if not path.is_dir():
-        raise ValueError(f"{argument}={str(folder)!r} is not an existing directory; check the "
+        raise ValueError(f"--{argument} {str(folder)!r} is not an existing directory; check the "
                          "path.")
     return path
 
@@ -281,7 +315,7 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 
 def _unreachable(name: str, why: str) -> DatasetUnreachableError:
     return DatasetUnreachableError(
-        f"Cannot load dataset_name={name!r} from the Hub: {why}. Set HF_HUB_OFFLINE=1 to use a "
+        f"Cannot load --dataset_name {name!r} from the Hub: {why}. Set HF_HUB_OFFLINE=1 to use a "
         f"copy already in the datasets cache, or {_HINT_LOCAL}.")
 
 
@@ -294,7 +328,7 @@ def load_hub_dataset(name: str, config_name: str | None = None, *, streaming: bo
     try:
         loaded = datasets.load_dataset(name, config_name, streaming=streaming, cache_dir=cache_dir)
     except datasets.exceptions.DatasetNotFoundError as err:
-        raise ValueError(f"dataset_name={name!r} is not a local folder and was not found on the "
+        raise ValueError(f"--dataset_name {name!r} is not a local folder and was not found on the "
                          f"Hub ({err}). Check the id, or {_HINT_LOCAL}.") from err
     except _network_errors() as err:
         why = "offline mode (HF_HUB_OFFLINE=1) and not in the cache" if _hub_offline() else str(err)
@@ -310,14 +344,15 @@ def _looks_like_path(name: str) -> bool:
 def local_source(dataset_name: str | None, train_data_dir: str | None) -> Path | None:
     """The local folder to read (``train_data_dir``, or a ``dataset_name`` that is a folder)."""
     if (dataset_name is None) == (train_data_dir is None):
-        raise ValueError(f"Pass exactly one of dataset_name (got {dataset_name!r}) and "
-                         f"train_data_dir (got {train_data_dir!r}).")
+        raise ValueError(f"Pass exactly one of --dataset_name (got {dataset_name!r}) and "
+                         f"--train_data_dir (got {train_data_dir!r}).")
     if train_data_dir is not None:
         return _check_folder(train_data_dir, "train_data_dir")
     if Path(dataset_name).expanduser().is_dir():
         return Path(dataset_name).expanduser()
     if _looks_like_path(dataset_name):
-        raise ValueError(f"dataset_name={dataset_name!r} looks like a path but is not a directory.")
+        raise ValueError(f"--dataset_name {dataset_name!r} looks like a path but is not a "
+                         "directory.")
     return None
 
 
@@ -372,8 +407,8 @@ def check_columns(dataset: AnyDataset, **named: str | None) -> None:
     existing = column_names(dataset)
     for argument, column in named.items():
         if column is not None and existing and column not in existing:
-            raise ValueError(f"{argument}={column!r} is not a column of this dataset; its columns "
-                             f"are {existing}. Pass one of them.")
+            raise ValueError(f"--{argument} {column!r} is not a column of this dataset; its "
+                             f"columns are {existing}. Pass one of them.")
 
 
 def detect_two_columns(dataset: AnyDataset,
@@ -534,7 +569,7 @@ def _paired_columns(dataset: AnyDataset, source_column: str | None, target_colum
                     direction: str) -> tuple[str, str]:
     """(source column, target column); equal columns mean one side-by-side image column."""
     if (source_column is None) != (target_column is None):
-        raise ValueError(f"Pass both source_column and target_column or neither (got "
+        raise ValueError(f"Pass both --source_column and --target_column or neither (got "
                          f"{source_column!r} and {target_column!r}); name the same column twice "
                          "for side-by-side AB images.")
     if source_column is None:
@@ -542,17 +577,17 @@ def _paired_columns(dataset: AnyDataset, source_column: str | None, target_colum
         return (a, b) if direction == "AtoB" else (b, a)
     check_columns(dataset, source_column=source_column, target_column=target_column)
     if source_column != target_column and direction != "AtoB":
-        raise ValueError(f"direction={direction!r} with explicit source_column={source_column!r} "
-                         f"and target_column={target_column!r}: the columns already fix the "
-                         "direction. Swap the two columns instead, or leave direction='AtoB'.")
+        raise ValueError(f"--direction {direction} with --source_column {source_column!r} and "
+                         f"--target_column {target_column!r}: the columns already fix the "
+                         "direction. Swap the two columns instead, or drop --direction.")
     return source_column, target_column
 
 
 def _refuse_unpaired_folder(folder: Path | None) -> None:
     if folder is not None and not _is_saved_to_disk(folder) and domain_folders(folder):
         raise ValueError(f"{folder} has CycleGAN domain folders ({domain_folders(folder)} + A/B): "
-                         "unpaired data. Use load_unpaired_datasets (an unpaired mode), or give a "
-                         "folder of side-by-side AB images.")
+                         "unpaired data. Train on it with --mode cycle (distill.py also "
+                         "--mode teacher_target), or give a folder of side-by-side AB images.")
 
 
 def load_paired_dataset(
@@ -569,7 +604,7 @@ def load_paired_dataset(
     ``source/target``, exactly two image columns (A = first), or one image column (side-by-side).
     """
     if direction not in DIRECTIONS:
-        raise ValueError(f"direction={direction!r} must be one of {DIRECTIONS}.")
+        raise ValueError(f"--direction {direction!r} must be one of {DIRECTIONS}.")
     folder = local_source(dataset_name, train_data_dir)
     _refuse_unpaired_folder(folder)
     where = dataset_name or train_data_dir
@@ -633,7 +668,7 @@ def _unpaired_from_splits(splits: Mapping[str, AnyDataset], split: str, where: s
     dataset = pick_split(splits, split, where)
     check_columns(dataset, domain_a_column=column_a, domain_b_column=column_b)
     if (column_a is None) != (column_b is None):
-        raise ValueError(f"Pass both domain_a_column and domain_b_column or neither (got "
+        raise ValueError(f"Pass both --domain_a_column and --domain_b_column or neither (got "
                          f"{column_a!r} and {column_b!r}).")
     if column_a is None:
         column_a, column_b = detect_two_columns(dataset, UNPAIRED_COLUMN_CANDIDATES)
