@@ -17,9 +17,7 @@ import copy
 import json
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -31,6 +29,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from wkd_hf.distillation import CycleDistiller, PairedDistiller, WKDConfig
 from wkd_hf.losses import OutputDistillationLoss, WaveletDistillationLoss
+from wkd_hf.metrics.efficiency import interleaved, quantiles
 from wkd_hf.models import PatchDiscriminator, ResnetGenerator
 
 # Quoted from the issue; NOT measured here.
@@ -80,27 +79,6 @@ def make_loss_only(loss_fn, student_out, teacher_out):
     return step
 
 
-def interleaved(steps: dict, repeats: int, warmup: int) -> dict[str, list[float]]:
-    """Run every step round-robin, ``warmup`` untimed rounds then ``repeats`` timed; seconds."""
-    times = {name: [] for name in steps}
-    for round_index in range(warmup + repeats):
-        for name, step in steps.items():
-            start = time.perf_counter()
-            step()
-            elapsed = time.perf_counter() - start
-            if round_index >= warmup:
-                times[name].append(elapsed)
-    return times
-
-
-def quantiles(values: list[float]) -> dict:
-    """Median, p10 and p90 (inclusive method; with < 2 values all equal the value)."""
-    if len(values) < 2:
-        return {"median": values[0], "p10": values[0], "p90": values[0]}
-    deciles = statistics.quantiles(values, n=10, method="inclusive")
-    return {"median": statistics.median(values), "p10": deciles[0], "p90": deciles[-1]}
-
-
 def ratio(times: dict, name: str, ref: str) -> dict:
     """Per-round ratio ``name / ref`` (same round, so shared noise cancels), summarised."""
     return quantiles([a / b for a, b in zip(times[name], times[ref])])
@@ -136,7 +114,8 @@ def bench_wkd(args) -> dict:
     steps["wkd_loss_only"] = make_loss_only(WaveletDistillationLoss("haar", 4, "high", "l1"),
                                             student_out, teacher_out)
     steps["l1_loss_only"] = make_loss_only(OutputDistillationLoss("l1"), student_out, teacher_out)
-    times = interleaved(steps, args.repeats, args.warmup)
+    times = {name: [ms / 1000 for ms in values]  # seconds
+             for name, values in interleaved(steps, args.repeats, args.warmup).items()}
     rows = {name: {**quantiles(t), "times": t, "vs_no_kd": ratio(times, name, "no_kd"),
                    "vs_output_kd": ratio(times, name, "output_kd")} for name, t in times.items()}
     share = {"wkd_loss_over_wkd_step": ratio(times, "wkd_loss_only", "wkd_high"),
@@ -173,7 +152,8 @@ def bench_cycle(args) -> dict:
         gens, ds = copy.deepcopy(gens), copy.deepcopy(ds)
         distiller = CycleDistiller(gens, ds, config, teachers=tchs)
         steps[name] = make_step(distiller, gens.values(), ds.values(), batch(size))
-    times = interleaved(steps, args.repeats, args.warmup)
+    times = {name: [ms / 1000 for ms in values]  # seconds
+             for name, values in interleaved(steps, args.repeats, args.warmup).items()}
     rows = {name: {**quantiles(t), "times": t, "resolution": setups[name][4],
                    "vs_paper_mode": ratio(times, name, "paper_mode")} for name, t in times.items()}
     return {"nets": nets, "configs": rows}

@@ -16,6 +16,8 @@ Backends, each model in each (``--backends``):
 - ``ort``: ONNX Runtime, the exported graph (``wkd_hf.export_onnx``, parity-checked), all graph
   optimisations (``ORT_ENABLE_ALL``: constant folding, fusions, the NCHWc blocked layout).
 - ``ort_basic``: the same with only basic optimisations (no NCHWc layout, no layout reorders).
+- ``ort_nospin``: ``ort`` with ``session.intra_op.allow_spinning`` off (pool threads sleep instead
+  of busy-waiting between parallel ops; see benchmarks/README.md for when that matters).
 
 Every (model, backend) pair runs round-robin after warm-up, so machine noise hits them alike;
 speed-ups are taken per round (teacher_i / student_i, same round) and reported as median [p10,
@@ -32,7 +34,6 @@ import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -42,12 +43,14 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from wkd_hf.metrics.efficiency import count_macs, count_parameters
+from wkd_hf.metrics.efficiency import count_macs, count_parameters, interleaved, quantiles
 from wkd_hf.models import ResnetGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
 GAN_COMPRESSION = ROOT.parent / "shared" / "data" / "gan_compression_h2z" / "latest_net_G.pth"
-ALL_BACKENDS = ("eager", "eager_cl", "compile", "ort", "ort_basic")
+ALL_BACKENDS = ("eager", "eager_cl", "compile", "ort", "ort_basic", "ort_nospin")
+ORT_SETTINGS = {"ort": {}, "ort_basic": {"optimization": "basic"},
+                "ort_nospin": {"spinning": False}}
 DEFAULT_BACKENDS = ("eager", "eager_cl", "ort")
 
 
@@ -87,10 +90,10 @@ def export(model, path: Path, resolution: int) -> Path:
     return path
 
 
-def ort_runner(path: Path, x: torch.Tensor, threads: int, optimization: str = "all"):
+def ort_runner(path: Path, x: torch.Tensor, threads: int, backend: str = "ort"):
     from wkd_hf.onnx_export import make_session
 
-    session = make_session(path, num_threads=threads, optimization=optimization)
+    session = make_session(path, num_threads=threads, **ORT_SETTINGS[backend])
     name = session.get_inputs()[0].name
     array = x.numpy()
     return lambda: session.run(None, {name: array})
@@ -113,24 +116,6 @@ def torch_runner(model, x: torch.Tensor, backend: str):
 
 
 # ----------------------------------------------------------------------------- timing
-def interleaved(runners: dict, repeats: int, warmup: int) -> dict[str, list[float]]:
-    times = {name: [] for name in runners}
-    for round_index in range(warmup + repeats):
-        for name, run in runners.items():
-            start = time.perf_counter()
-            run()
-            if round_index >= warmup:
-                times[name].append((time.perf_counter() - start) * 1e3)
-    return times
-
-
-def quantiles(values: list[float]) -> dict:
-    if len(values) < 2:
-        return {"median": values[0], "p10": values[0], "p90": values[0]}
-    deciles = statistics.quantiles(values, n=10, method="inclusive")
-    return {"median": statistics.median(values), "p10": deciles[0], "p90": deciles[-1]}
-
-
 def fmt(q: dict, digits: int = 1) -> str:
     return f"{q['median']:.{digits}f} [{q['p10']:.{digits}f}, {q['p90']:.{digits}f}]"
 
@@ -167,8 +152,7 @@ def bench_batch(models: dict, batch: int, args, onnx_paths: dict) -> dict:
             if backend.startswith("ort"):
                 if name not in onnx_paths:
                     continue
-                level = "basic" if backend == "ort_basic" else "all"
-                runners[key] = ort_runner(onnx_paths[name], x, args.threads, level)
+                runners[key] = ort_runner(onnx_paths[name], x, args.threads, backend)
             else:
                 runners[key] = torch_runner(model, x, backend)
     times = interleaved(runners, args.repeats, args.warmup)

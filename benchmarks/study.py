@@ -326,7 +326,7 @@ def run_band_energy(s: dict, args: argparse.Namespace) -> dict:
             ratios[name] = []
             for path in paths:
                 model = load_generator(str(path)).eval()
-                generated = magnitudes(lambda batch: model(batch["source"]))
+                generated = magnitudes(lambda batch, model=model: model(batch["source"]))
                 ratios[name].append({band: generated[band] / photos[band] for band in photos})
     return {"band_magnitude_ratio": ratios, "levels": 3, "num_images": len(test),
             "photo_magnitudes": photos}

@@ -27,3 +27,28 @@ def test_latency_quick_writes_json(tmp_path, capsys):
     models = result["models"]
     assert models["teacher"]["macs_ratio"] == 1.0 and models["mobile"]["macs_ratio"] > 1
     assert set(result["batch_1"]["best"]) == set(models)
+
+
+def test_profile_ops_quick_sums_kernel_time_by_op_type(tmp_path, capsys):
+    spec = importlib.util.spec_from_file_location("profile_ops",
+                                                  ROOT / "benchmarks" / "profile_ops.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "profile.json"
+    module.main(["--quick", "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "| op type |" in printed and "teacher ms / this ms" in printed
+    profiles = json.loads(out.read_text())["batch_1"]
+    assert set(profiles) == {"teacher", "student_a", "student_b", "mobile"}
+    for profile in profiles.values():
+        ops = profile["ops"]
+        assert abs(sum(r["share"] for r in ops.values()) - 1) < 1e-6
+        assert {"Conv 7x7", "ConvTranspose", "Pad"} <= set(ops)
+        assert 0 < profile["kernel_ms"] <= profile["run_ms"] * 1.05
+    # executed MACs from the profiler's shapes, 32 x 32 px: the 7x7 stem (3 -> ngf) and head
+    # (ngf -> 3) run with their outputs padded to 8 channels (ONNX Runtime's NCHWc blocks)
+    teacher, student = profiles["teacher"]["ops"], profiles["student_a"]["ops"]
+    assert teacher["Conv 7x7"]["macs"] == 32 * 32 * 49 * (8 * 3 + 8 * 8)  # ngf 8
+    assert student["Conv 7x7"]["macs"] == 32 * 32 * 49 * (8 * 3 + 8 * 4)  # ngf 4
+    assert teacher["ConvTranspose"]["macs"] == 4 * student["ConvTranspose"]["macs"] > 0
+    assert "Conv 3x3 depthwise" in profiles["mobile"]["ops"]

@@ -103,3 +103,22 @@ def test_export_cli(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("wkd-export-onnx: error:") and "\n" not in err
     assert np.isfinite(OnnxGenerator(out)(torch.zeros(1, 3, 8, 8)).numpy()).all()
+
+
+@pytest.mark.parametrize("norm_type", ["instance", "instance_affine"])
+def test_instance_norm_as_layer_norm_matches_pytorch(tmp_path, norm_type):
+    torch.manual_seed(0)
+    model = ResnetGenerator(ngf=4, n_blocks=1, norm_type=norm_type).eval()
+    for m in model.modules():  # a non-trivial per-channel scale and bias
+        if isinstance(m, torch.nn.InstanceNorm2d) and m.affine:
+            with torch.no_grad():
+                m.weight.uniform_(0.5, 2)
+                m.bias.uniform_(-1, 1)
+    path = tmp_path / "g.onnx"
+    report = export_onnx(model, path, resolution=32, instance_norm="layer_norm")
+    assert report.max_abs_diff <= 1e-4
+    ops = [node.op_type for node in onnx.load(str(path)).graph.node]
+    assert "InstanceNormalization" not in ops and ops.count("LayerNormalization") == 7
+    assert ops.count("Mul") == (7 if norm_type == "instance_affine" else 0)
+    with pytest.raises(ValueError, match="instance_norm"):
+        export_onnx(model, path, instance_norm="batch")

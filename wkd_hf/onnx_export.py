@@ -36,6 +36,7 @@ from torch import nn
 
 DEFAULT_OPSET = 17
 DEFAULT_ATOL = 1e-4
+INSTANCE_NORM = "onnx"  # how export_onnx writes instance norm (see instance_norm_as_layer_norm)
 INPUT_NAME, OUTPUT_NAME = "image", "translated"
 
 
@@ -115,8 +116,8 @@ def _fits(size: int, multiple: int, minimum: int) -> int:
 def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256,
                 batch_size: int = 1, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
                 dynamic_size: bool = True, check: bool = True, atol: float = DEFAULT_ATOL,
-                metadata: dict[str, Any] | None = None, exporter: str = "torchscript"
-                ) -> OnnxExportReport:
+                metadata: dict[str, Any] | None = None, exporter: str = "torchscript",
+                instance_norm: str = INSTANCE_NORM) -> OnnxExportReport:
     """Export a wkd_hf generator to ONNX at ``path`` and check it against PyTorch.
 
     Args:
@@ -134,12 +135,17 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
         metadata: extra string key/values for the model's metadata (e.g. resolution, direction).
         exporter: ``"torchscript"`` (``torch.onnx.export(dynamo=False)``: ~1 s, a plain graph) or
             ``"dynamo"`` (torch.export based; slower to export, same operators).
+        instance_norm: ``"onnx"`` (ONNX's ``InstanceNormalization``; the default, fastest in our
+            measurements) or ``"layer_norm"`` (Reshape + ``LayerNormalization`` + Reshape, see
+            :func:`instance_norm_as_layer_norm`).
 
     Returns:
         an :class:`OnnxExportReport` (``max_abs_diff`` None without ``check``).
     """
     if exporter not in ("torchscript", "dynamo"):
         raise ValueError(f"exporter must be 'torchscript' or 'dynamo'; got {exporter!r}")
+    if instance_norm not in ("layer_norm", "onnx"):
+        raise ValueError(f"instance_norm must be 'layer_norm' or 'onnx'; got {instance_norm!r}")
     net = copy.deepcopy(model).float().cpu().eval()
     in_channels = int(_config_dict(net).get("in_channels", 3))
     multiple, minimum = _size_rule(net)
@@ -168,7 +174,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
                               output_names=[OUTPUT_NAME], opset_version=opset,
                               dynamic_shapes=(dims,) if dims else None, dynamo=True,
                               verbose=False)
-    _write_metadata(path, net, multiple, minimum, metadata or {})
+    _write_metadata(path, net, multiple, minimum, metadata or {},
+                    layer_norm=instance_norm == "layer_norm")
     report = OnnxExportReport(str(path), opset, dynamic_batch, dynamic_size, None, None, [], atol)
     if check:
         shapes = [tuple(example.shape)]
@@ -183,11 +190,65 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
     return report
 
 
+def instance_norm_as_layer_norm(proto) -> int:
+    """Rewrite every ``InstanceNormalization`` of an ONNX model in place as Reshape to
+    N x C x (H*W), ``LayerNormalization`` over the last axis, [per-channel Mul / Add where the
+    norm has a non-trivial scale / bias], Reshape back: the same computation. ONNX Runtime's CPU
+    LayerNormalization uses the thread pool (InstanceNormalization does not) but measured slower
+    on our generators (benchmarks/README.md). Returns the number of nodes rewritten."""
+    from onnx import numpy_helper
+
+    graph = proto.graph
+    consts = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    consts.update({n.output[0]: numpy_helper.to_array(n.attribute[0].t) for n in graph.node
+                   if n.op_type == "Constant" and n.attribute[0].name == "value"})
+    shared = {"wkd_ln_flat": np.array([0, 0, -1], np.int64), "wkd_ln_one": np.ones(1, np.float32),
+              "wkd_ln_zero": np.zeros(1, np.float32)}
+    nodes, count = [], 0
+    for node in graph.node:
+        plain = node.op_type != "InstanceNormalization" or node.domain not in ("", "ai.onnx")
+        if plain or not set(node.input[1:]) <= set(consts):  # computed scale / bias: keep
+            nodes.append(node)
+            continue
+        nodes += _layer_norm_nodes(node, f"wkd_ln{count}", consts, shared)
+        count += 1
+    if count:
+        del graph.node[:]
+        graph.node.extend(nodes)
+        graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in shared.items())
+    return count
+
+
+def _layer_norm_nodes(node, tag: str, consts: dict, shared: dict) -> list:
+    """The nodes replacing one InstanceNormalization (new constants go into ``shared``)."""
+    from onnx import helper
+
+    x, scale, bias = node.input
+    eps = next((a.f for a in node.attribute if a.name == "epsilon"), 1e-5)
+    nodes = [helper.make_node("Shape", [x], [f"{tag}_shape"], name=f"{tag}_Shape"),
+             helper.make_node("Reshape", [x, "wkd_ln_flat"], [f"{tag}_flat"], name=f"{tag}_Flat"),
+             helper.make_node("LayerNormalization", [f"{tag}_flat", "wkd_ln_one", "wkd_ln_zero"],
+                              [f"{tag}_norm"], name=f"{tag}_LN", axis=-1, epsilon=eps)]
+    last = f"{tag}_norm"
+    for op, name, neutral in (("Mul", scale, 1.0), ("Add", bias, 0.0)):
+        if not np.all(consts[name] == neutral):
+            shared[f"{tag}_{op}"] = consts[name].astype(np.float32).reshape(-1, 1)
+            nodes.append(helper.make_node(op, [last, f"{tag}_{op}"], [f"{tag}_{op}_out"],
+                                          name=f"{tag}_{op}"))
+            last = f"{tag}_{op}_out"
+    nodes.append(helper.make_node("Reshape", [last, f"{tag}_shape"], list(node.output),
+                                  name=f"{tag}_Unflat"))
+    return nodes
+
+
 def _write_metadata(path: Path, net: nn.Module, multiple: int, minimum: int,
-                    extra: dict[str, Any]) -> None:
+                    extra: dict[str, Any], layer_norm: bool = False) -> None:
+    """Add the wkd_hf metadata (and, with ``layer_norm``, rewrite instance norms) in place."""
     import onnx
 
     proto = onnx.load(str(path))
+    if layer_norm:
+        instance_norm_as_layer_norm(proto)
     values = {"wkd_hf.class_name": type(net).__name__,
               "wkd_hf.config": json.dumps(_config_dict(net), sort_keys=True, default=str),
               "wkd_hf.size_multiple": str(multiple), "wkd_hf.size_minimum": str(minimum)}
@@ -238,7 +299,8 @@ def check_parity(model: nn.Module, onnx_path: str | os.PathLike,
 # ----------------------------------------------------------------------------- runtime
 def make_session(path: str | os.PathLike, num_threads: int | None = None,
                  optimization: str = "all", device: str = "cpu",
-                 sequential: bool = True):
+                 sequential: bool = True, spinning: bool | None = None,
+                 profile_prefix: str | None = None):
     """An ONNX Runtime ``InferenceSession``.
 
     Args:
@@ -246,6 +308,10 @@ def make_session(path: str | os.PathLike, num_threads: int | None = None,
         optimization: graph optimisation level, ``"none"``, ``"basic"``, ``"extended"`` or
             ``"all"`` (``all`` adds the NCHWc layout transformation on x86).
         device: ``"cpu"`` or ``"cuda"`` (CUDAExecutionProvider where onnxruntime-gpu has it).
+        spinning: intra-op threads busy-wait for work (``session.intra_op.allow_spinning``);
+            None keeps ONNX Runtime's default (on).
+        profile_prefix: turn on ONNX Runtime's profiler, writing ``<prefix>_<date>.json``
+            (``session.end_profiling()`` returns the path).
     """
     import onnxruntime as ort
 
@@ -263,6 +329,11 @@ def make_session(path: str | os.PathLike, num_threads: int | None = None,
         options.inter_op_num_threads = 1
     if sequential:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    if spinning is not None:
+        options.add_session_config_entry("session.intra_op.allow_spinning", str(int(spinning)))
+    if profile_prefix:
+        options.enable_profiling = True
+        options.profile_file_prefix = profile_prefix
     providers = ["CPUExecutionProvider"]
     if str(device).startswith("cuda"):
         if "CUDAExecutionProvider" not in ort.get_available_providers():
