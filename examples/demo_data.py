@@ -1,13 +1,14 @@
-"""Build the demo's small, real, paired dataset offline: 4x blur-and-downsample -> sharp.
+"""Build the demo's small, real, paired dataset offline: noisy -> clean (denoising).
 
 The photographs ship inside installed packages (scikit-image, scikit-learn, matplotlib), so no
-network is needed. Each sample is a random square crop of one photo (side 1x-3x ``resolution``,
-resized to ``resolution``, random horizontal flip): ``target`` is the sharp crop, ``source`` is the
-same crop Gaussian-blurred, area-downsampled ``scale``x and bicubic-upsampled back. What is lost is
-exactly the high-frequency detail that wavelet distillation targets.
+network is needed. Each sample is a random square crop of one photo (side 1x-3x its size, resized
+to it, random horizontal flip): ``target`` is the clean crop, ``source`` the same crop plus seeded
+Gaussian noise of standard deviation ``noise_sigma`` (in [0, 1] units), clipped and rounded to 8
+bits. Noise is high-frequency: exactly what wavelet distillation's high bands are about.
 
 The split is **by photo**: the ``test`` crops come only from ``test_photos``, which never appear in
-``train``. Output: ``train-00000-of-00001.parquet``, ``test-00000-of-00001.parquet`` (columns
+``train``. Train crops are ``resolution`` px (cheap to train on); test crops ``test_resolution`` px
+(the generators are fully convolutional, so they are evaluated and shown larger). Output: ``train-00000-of-00001.parquet``, ``test-00000-of-00001.parquet`` (columns
 ``source``/``target`` as ``datasets.Image()``, ``photo`` as string), ``README.md`` (provenance) and
 ``build_info.json`` (settings; a later call with the same settings reuses the files).
 
@@ -25,10 +26,10 @@ from pathlib import Path
 
 import datasets
 import numpy as np
-from PIL import Image, ImageFilter
+from PIL import Image
 
 logger = logging.getLogger(__name__)
-FORMAT_VERSION = 1  # bump when the degradation or the crop sampling changes
+FORMAT_VERSION = 2  # bump when the degradation or the crop sampling changes
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -105,16 +106,14 @@ FEATURES = datasets.Features(
 )
 
 
-def degrade(target: Image.Image, scale: int = 4) -> Image.Image:
-    """Gaussian blur (sigma = scale / 4), area-downsample ``scale``x, bicubic-upsample back."""
-    w, h = target.size
-    small = target.filter(ImageFilter.GaussianBlur(scale / 4)).resize(
-        (w // scale, h // scale), Image.Resampling.BOX
-    )
-    return small.resize((w, h), Image.Resampling.BICUBIC)
+def add_noise(target: Image.Image, sigma: float, rng: np.random.Generator) -> Image.Image:
+    """``target`` plus Gaussian noise (std ``sigma`` in [0, 1] units), clipped, 8-bit."""
+    clean = np.asarray(target, dtype=np.float64)
+    noisy = clean + rng.normal(0.0, 255.0 * sigma, clean.shape)
+    return Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
 
 
-def _crops(name: str, n: int, resolution: int, scale: int, seed: int) -> dict[str, list]:
+def _crops(name: str, n: int, resolution: int, sigma: float, seed: int) -> dict[str, list]:
     photo = Image.fromarray(np.ascontiguousarray(PHOTOS[name]()[..., :3]))
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])  # per photo: split-independent
     rows: dict[str, list] = {"source": [], "target": [], "photo": []}
@@ -126,7 +125,7 @@ def _crops(name: str, n: int, resolution: int, scale: int, seed: int) -> dict[st
         target = crop.resize((resolution, resolution), Image.Resampling.LANCZOS, reducing_gap=3.0)
         if rng.random() < 0.5:
             target = target.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        rows["source"].append(degrade(target, scale))
+        rows["source"].append(add_noise(target, sigma, rng))
         rows["target"].append(target)
         rows["photo"].append(name)
     return rows
@@ -141,28 +140,34 @@ def build_demo_dataset(
     output_dir: str | Path,
     resolution: int = 64,
     crops_per_photo: int = 48,
-    scale: int = 4,
+    test_resolution: int = 128,
+    test_crops_per_photo: int = 16,
+    noise_sigma: float = 0.15,
     seed: int = 0,
     test_photos: Sequence[str] = ("chelsea", "flower"),
 ) -> datasets.DatasetDict:
     """Build (or reuse) the paired demo set in ``output_dir``; returns splits ``train``/``test``.
 
-    Images are RGB ``resolution`` x ``resolution``; ``train`` has ``crops_per_photo`` crops of
-    each photo not in ``test_photos``, ``test`` as many of each photo in ``test_photos``.
+    ``train``: ``crops_per_photo`` RGB ``resolution`` px crops of each photo not in
+    ``test_photos``; ``test``: ``test_crops_per_photo`` ``test_resolution`` px crops of each
+    photo in ``test_photos``.
     """
-    if resolution % scale or resolution < scale:
-        raise ValueError(f"resolution ({resolution}) must be a multiple of scale ({scale})")
+    if min(resolution, test_resolution, crops_per_photo, test_crops_per_photo) < 1:
+        raise ValueError("resolutions and crop counts must be positive")
+    if not 0.0 <= noise_sigma <= 1.0:
+        raise ValueError(f"noise_sigma ({noise_sigma}) must be in [0, 1]")
     unknown = sorted(set(test_photos) - PHOTOS.keys())
     if unknown or not set(test_photos) or set(test_photos) == PHOTOS.keys():
         raise ValueError(f"test_photos must be a proper, non-empty subset of {list(PHOTOS)}; "
                          f"got {list(test_photos)}")
     splits = {"train": [p for p in PHOTOS if p not in test_photos],
               "test": [p for p in PHOTOS if p in test_photos]}
-    info = {"format_version": FORMAT_VERSION, "resolution": resolution, "scale": scale,
-            "crops_per_photo": crops_per_photo, "seed": seed, "photos": splits}
+    sizes = {"train": (resolution, crops_per_photo), "test": (test_resolution, test_crops_per_photo)}
+    info = {"format_version": FORMAT_VERSION, "sizes": sizes, "noise_sigma": noise_sigma,
+            "seed": seed, "photos": splits}
     output_dir = Path(output_dir)
     info_file = output_dir / "build_info.json"
-    if (info_file.is_file() and json.loads(info_file.read_text()) == info
+    if (info_file.is_file() and json.loads(info_file.read_text()) == json.loads(json.dumps(info))
             and all((output_dir / f).is_file() for f in SPLIT_FILES.values())):
         logger.info("Reusing the demo dataset in %s (same settings)", output_dir)
         return _load(output_dir)
@@ -172,7 +177,8 @@ def build_demo_dataset(
     for split, names in splits.items():
         rows: dict[str, list] = {"source": [], "target": [], "photo": []}
         for name in names:
-            for key, values in _crops(name, crops_per_photo, resolution, scale, seed).items():
+            for key, values in _crops(name, sizes[split][1], sizes[split][0], noise_sigma,
+                                      seed).items():
                 rows[key] += values
         dataset = datasets.Dataset.from_dict(rows, features=FEATURES)
         dataset.to_parquet(output_dir / SPLIT_FILES[split])
@@ -181,14 +187,15 @@ def build_demo_dataset(
     (output_dir / "README.md").write_text(f"""---
 license: other
 ---
-# wkd_hf demo data: {scale}x blur-and-downsample -> sharp
+# wkd_hf demo data: noisy -> clean (Gaussian noise, sigma {noise_sigma:g})
 
 Built by `examples/demo_data.py` from photographs that ship inside scikit-image, scikit-learn and
-matplotlib. {crops_per_photo} random square crops per photo (side 1x-3x {resolution} px, resized to
-{resolution} px with Lanczos, random horizontal flip, seed {seed}). `target` is the sharp crop;
-`source` is the same crop Gaussian-blurred (sigma {scale / 4:g} px), downsampled {scale}x with area
-averaging and upsampled back to {resolution} px with bicubic. The split is by photo: `test` photos
-never appear in `train`. Each photo keeps its own licence:
+matplotlib. Random square crops (side 1x-3x the crop size, resized with Lanczos, random horizontal
+flip, seed {seed}): `train` has {crops_per_photo} crops of {resolution} px per photo, `test`
+{test_crops_per_photo} crops of {test_resolution} px per photo. `target` is the clean crop;
+`source` is the same crop plus Gaussian noise of standard deviation {noise_sigma:g} (in [0, 1]
+units, i.e. {255 * noise_sigma:.1f} grey levels), clipped and rounded to 8 bits. The split is by
+photo: `test` photos never appear in `train`. Each photo keeps its own licence:
 
 {credits}
 """)
@@ -201,12 +208,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--resolution", type=int, default=64)
     parser.add_argument("--crops_per_photo", type=int, default=48)
-    parser.add_argument("--scale", type=int, default=4)
+    parser.add_argument("--test_resolution", type=int, default=128)
+    parser.add_argument("--test_crops_per_photo", type=int, default=16)
+    parser.add_argument("--noise_sigma", type=float, default=0.15)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     data = build_demo_dataset(args.output_dir, args.resolution, args.crops_per_photo,
-                              args.scale, args.seed)
+                              args.test_resolution, args.test_crops_per_photo, args.noise_sigma,
+                              args.seed)
     logger.info("Demo dataset in %s: %s", Path(args.output_dir).resolve(),
                 ", ".join(f"{split} {len(ds)}" for split, ds in data.items()))
 

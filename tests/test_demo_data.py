@@ -9,14 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageFilter
+from PIL import Image
 
 _PATH = Path(__file__).resolve().parents[1] / "examples" / "demo_data.py"
 _spec = importlib.util.spec_from_file_location("demo_data", _PATH)
 demo_data = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(demo_data)
 
-SMALL = {"resolution": 32, "crops_per_photo": 4}
+SMALL = {"resolution": 32, "crops_per_photo": 4,
+         "test_resolution": 64, "test_crops_per_photo": 2}
 TEST_PHOTOS = ("chelsea", "flower")
 
 
@@ -43,13 +44,14 @@ def test_split_sizes_columns_and_image_sizes(built):
     n_photos = len(demo_data.PHOTOS)
     assert set(data) == {"train", "test"}
     assert len(data["train"]) == (n_photos - len(TEST_PHOTOS)) * SMALL["crops_per_photo"]
-    assert len(data["test"]) == len(TEST_PHOTOS) * SMALL["crops_per_photo"]
-    for split in data.values():
+    assert len(data["test"]) == len(TEST_PHOTOS) * SMALL["test_crops_per_photo"]
+    for name, split in data.items():
+        side = SMALL["test_resolution" if name == "test" else "resolution"]
         assert set(split.column_names) == {"source", "target", "photo"}
-        row = split[0]
-        for column in ("source", "target"):
-            assert isinstance(row[column], Image.Image)
-            assert row[column].size == (32, 32) and row[column].mode == "RGB"
+        for row in split:
+            for column in ("source", "target"):
+                assert isinstance(row[column], Image.Image)
+                assert row[column].size == (side, side) and row[column].mode == "RGB"
     assert sorted(p.name for p in out.glob("*.parquet")) == [
         "test-00000-of-00001.parquet",
         "train-00000-of-00001.parquet",
@@ -65,34 +67,33 @@ def test_test_photos_are_held_out(built):
     assert train | test == set(demo_data.PHOTOS)
 
 
-def _laplacian(x):  # N x H x W x C -> mean |4-neighbour Laplacian| per image
-    lap = 4 * x[:, 1:-1, 1:-1] - x[:, :-2, 1:-1] - x[:, 2:, 1:-1] - x[:, 1:-1, :-2] - x[:, 1:-1, 2:]
-    return np.abs(lap).mean(axis=(1, 2, 3))
-
-
-def test_source_is_a_blurred_version_of_target(built):
+def test_source_is_target_plus_white_gaussian_noise_of_sigma(built):
     _, data = built
     for split in data.values():
         source, target = _arrays(split, "source"), _arrays(split, "target")
-        # High frequencies are gone: far less Laplacian energy in every source than its target.
-        assert np.all(_laplacian(source) < 0.6 * _laplacian(target))
-        assert _laplacian(source).mean() < 0.35 * _laplacian(target).mean()
+        noise = source - target
+        unclipped = (target > 60) & (target < 195)  # 3.5 sigma from 0 and 255: no clipping
+        # Zero mean, standard deviation sigma (0.15 in [0, 1] units = 38.25 grey levels).
+        assert abs(noise[unclipped].mean()) < 1.0
+        assert abs(noise[unclipped].std() - 0.15 * 255) < 1.5, noise[unclipped].std()
+        # White: neighbouring pixels' noise is uncorrelated (a blur would correlate it).
+        horizontal = np.corrcoef(noise[:, :, 1:].ravel(), noise[:, :, :-1].ravel())[0, 1]
+        vertical = np.corrcoef(noise[:, 1:].ravel(), noise[:, :-1].ravel())[0, 1]
+        assert abs(horizontal) < 0.05 and abs(vertical) < 0.05, (horizontal, vertical)
+        # Independent per colour channel.
+        assert abs(np.corrcoef(noise[..., 0].ravel(), noise[..., 1].ravel())[0, 1]) < 0.05
 
-        # Low frequencies are kept: a low-pass of both agrees to a few grey levels.
-        def low(ims):
-            return np.stack(
-                [
-                    np.asarray(
-                        Image.fromarray(im.astype(np.uint8)).filter(ImageFilter.GaussianBlur(3)),
-                        dtype=np.float32,
-                    )
-                    for im in ims
-                ]
-            )
 
-        low_err = np.abs(low(source) - low(target)).mean()
-        assert low_err < 4.0, low_err
-        assert low_err < 0.5 * np.abs(source - target).mean() + 1.0
+def test_noise_sigma_sets_the_noise_and_zero_leaves_the_clean_crop(built, tmp_path):
+    _, data = built
+    clean = demo_data.build_demo_dataset(
+        tmp_path / "clean", noise_sigma=0.0, test_photos=TEST_PHOTOS, **SMALL
+    )
+    for split in ("train", "test"):
+        target = _arrays(data[split], "target")
+        # The crops themselves do not depend on the noise level.
+        np.testing.assert_array_equal(_arrays(clean[split], "target"), target)
+        np.testing.assert_array_equal(_arrays(clean[split], "source"), target)
 
 
 def test_same_seed_same_data_other_seed_other_data(built, tmp_path):
@@ -106,6 +107,10 @@ def test_same_seed_same_data_other_seed_other_data(built, tmp_path):
         assert data[split]["photo"] == again[split]["photo"]
     other = demo_data.build_demo_dataset(tmp_path / "b", seed=1, test_photos=TEST_PHOTOS, **SMALL)
     assert not np.array_equal(_arrays(data["test"], "target"), _arrays(other["test"], "target"))
+    # Another seed draws other noise, too (not only other crops).
+    noise, other_noise = (_arrays(d["train"], "source") - _arrays(d["train"], "target")
+                          for d in (data, other))
+    assert abs(np.corrcoef(noise.ravel(), other_noise.ravel())[0, 1]) < 0.05
 
 
 def test_reuses_an_identical_build_and_rebuilds_on_new_settings(tmp_path, caplog):
@@ -114,14 +119,16 @@ def test_reuses_an_identical_build_and_rebuilds_on_new_settings(tmp_path, caplog
     parquet = out / "train-00000-of-00001.parquet"
     stamp = parquet.stat().st_mtime_ns
     caplog.set_level("INFO")
-    demo_data.main(["--output_dir", str(out), "--resolution", "32", "--crops_per_photo", "4"])
+    demo_data.main(["--output_dir", str(out), "--resolution", "32", "--crops_per_photo", "4",
+                    "--test_resolution", "64", "--test_crops_per_photo", "2"])
     assert parquet.stat().st_mtime_ns == stamp
-    assert "Reusing" in caplog.text and "train 32, test 8" in caplog.text
+    assert "Reusing" in caplog.text and "train 32, test 4" in caplog.text
     data = demo_data.build_demo_dataset(
-        out, resolution=32, crops_per_photo=2, test_photos=TEST_PHOTOS
+        out, **{**SMALL, "noise_sigma": 0.1}, test_photos=TEST_PHOTOS
     )
+    assert parquet.stat().st_mtime_ns != stamp
+    assert json.loads((out / "build_info.json").read_text())["noise_sigma"] == 0.1
     assert len(data["test"]) == 4
-    assert json.loads((out / "build_info.json").read_text())["crops_per_photo"] == 2
 
 
 def test_loads_with_datasets_offline(built, tmp_path):
@@ -129,7 +136,7 @@ def test_loads_with_datasets_offline(built, tmp_path):
     # A second folder with the same name and other settings must not hit the first one's cache.
     other = tmp_path / "data"
     other_data = demo_data.build_demo_dataset(
-        other, resolution=32, crops_per_photo=2, test_photos=TEST_PHOTOS
+        other, **{**SMALL, "crops_per_photo": 2}, test_photos=TEST_PHOTOS
     )
     code = (
         "import sys, datasets\n"
@@ -158,7 +165,10 @@ def test_loads_with_datasets_offline(built, tmp_path):
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"resolution": 30},
+        {"resolution": 0},
+        {"test_crops_per_photo": 0},
+        {"noise_sigma": -0.1},
+        {"noise_sigma": 1.5},
         {"test_photos": ("nope",)},
         {"test_photos": ()},
         {"test_photos": tuple(demo_data.PHOTOS)},
