@@ -34,6 +34,7 @@ from wkd_hf.recipes import (
     load_teachers,
 )
 from wkd_hf.run import GANRun, ScriptArgumentParser, add_common_args, prepare_run, run_cli
+from wkd_hf.script_args import add_cycle_objective_args
 
 logger = get_logger(__name__)
 
@@ -100,14 +101,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     method.add_argument("--kd_feature_layers", nargs="*", default=None,
                         help="Generator feature names for feature KD (default: the generator's "
                              "own choice).")
-    method.add_argument("--lambda_cycle", type=float, default=10.0,
-                        help="Cycle mode: weight of the cycle-consistency L1 (CycleGAN's).")
-    method.add_argument("--lambda_identity", type=float, default=0.5,
-                        help="Cycle mode: weight of the identity L1, times --lambda_cycle "
-                             "(CycleGAN's).")
-    method.add_argument("--pool_size", type=int, default=50,
-                        help="Cycle mode: past fakes the discriminators see, CycleGAN's image "
-                             "pool (0: none).")
+    add_cycle_objective_args(method)
     add_common_args(parser)
     args = parser.parse_args(input_args)
     args.gan_mode = args.gan_mode or default_gan_mode(args.mode)

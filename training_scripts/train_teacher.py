@@ -18,6 +18,7 @@ from wkd_hf.distillation import CycleDistiller, PairedDistiller, WKDConfig, defa
 from wkd_hf.models import ResnetGenerator, UnetGenerator
 from wkd_hf.recipes import build_discriminator, check_resolution_fits
 from wkd_hf.run import GANRun, ScriptArgumentParser, add_common_args, prepare_run, run_cli
+from wkd_hf.script_args import add_cycle_objective_args
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
@@ -49,14 +50,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     objective = parser.add_argument_group("objective")
     objective.add_argument("--lambda_recon", type=float, default=100.0,
                            help="Paired mode: pix2pix's L1 weight.")
-    objective.add_argument("--lambda_cycle", type=float, default=10.0,
-                           help="Cycle mode: weight of the cycle-consistency L1 (CycleGAN's).")
-    objective.add_argument("--lambda_identity", type=float, default=0.5,
-                           help="Cycle mode: weight of the identity L1, times --lambda_cycle "
-                                "(CycleGAN's).")
-    objective.add_argument("--pool_size", type=int, default=50,
-                           help="Cycle mode: past fakes the discriminators see, CycleGAN's image "
-                                "pool (0: none).")
+    add_cycle_objective_args(objective)
     add_common_args(parser)
     args = parser.parse_args(input_args)
     args.norm_type = args.norm_type or ("batch" if args.mode == "paired" else "instance")

@@ -81,6 +81,18 @@ def parse_validation_split(text: str) -> float:
     return value
 
 
+def add_cycle_objective_args(group) -> None:
+    """CycleGAN's objective weights (cycle, identity, image pool), the same in both scripts."""
+    group.add_argument("--lambda_cycle", type=float, default=10.0,
+                       help="Cycle mode: weight of the cycle-consistency L1 (CycleGAN's).")
+    group.add_argument("--lambda_identity", type=float, default=0.5,
+                       help="Cycle mode: weight of the identity L1, times --lambda_cycle "
+                            "(CycleGAN's).")
+    group.add_argument("--pool_size", type=int, default=50,
+                       help="Cycle mode: past fakes the discriminators see, CycleGAN's image "
+                            "pool (0: none).")
+
+
 def add_data_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("data")
     group.add_argument("--dataset_name", default=None,
