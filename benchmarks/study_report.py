@@ -46,7 +46,9 @@ def exceeds_spread(a: list[float], b: list[float]) -> bool:
 
 def high_band(bands: dict) -> float:
     """Mean distance over the high bands (LH, HL, HH aggregated over levels)."""
-    return statistics.fmean(bands[b] for b in HIGH)
+    if all(b in bands for b in HIGH):
+        return statistics.fmean(bands[b] for b in HIGH)
+    return statistics.fmean(v for k, v in bands.items() if k[:2] in HIGH)  # per level: LH1, ...
 
 
 def run_values(runs: list[dict], metric: str) -> list[float]:

@@ -42,6 +42,13 @@ def wait_for_checkpoint(out: Path, process: subprocess.Popen) -> None:
     assert list_checkpoints(out), "the run wrote no checkpoint"
 
 
+def _sigint_as_at_a_terminal() -> None:
+    """A shell without job control starts background jobs with SIGINT ignored (POSIX), and Python
+    keeps an inherited ignore; a test run from such a job would see Ctrl-C do nothing. The user
+    at a terminal has the default disposition: give the trainer that."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
@@ -53,7 +60,8 @@ def test_ctrl_c_stops_with_one_line(tmp_path, photo_pairs, pix2pix_teacher):
     out, log = tmp_path / "out", tmp_path / "stderr.txt"
     with open(log, "w") as stderr:
         process = subprocess.Popen([sys.executable, *long_run(pix2pix_teacher, photo_pairs, out)],
-                                   env=ENV, stdout=subprocess.DEVNULL, stderr=stderr)
+                                   env=ENV, stdout=subprocess.DEVNULL, stderr=stderr,
+                                   preexec_fn=_sigint_as_at_a_terminal)
         wait_for_checkpoint(out, process)
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 130

@@ -161,3 +161,9 @@ def test_detail_finding_compares_the_student_with_the_teacher():
     assert "not supported by this measure" in report.finding_detail(energy)
     table = "\n".join(report.magnitude_table(energy))
     assert "| no distillation | 0.500 ± 0.000 | 0.900 ± 0.000 |" in table
+
+
+def test_high_band_summary_of_per_level_bands():
+    """Unpaired evaluations give per-level bands only (LH1, HL1, ...): their mean is the summary."""
+    assert report.high_band({"LL": 9.0, "LH1": 1.0, "HL1": 2.0, "HH1": 3.0, "LH2": 6.0}) == 3.0
+    assert report.high_band({"LL": 9.0, "LH": 1.0, "HL": 2.0, "HH": 3.0, "LH1": 50.0}) == 2.0
