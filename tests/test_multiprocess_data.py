@@ -21,6 +21,9 @@ loader = accelerator.prepare(loader)
 seen = [round(float(batch["target"].mean()), 3) for batch in loader]
 with open(f"{out}.{accelerator.process_index}.json", "w") as handle:
     json.dump(seen, handle)
+accelerator.wait_for_everyone()
+accelerator.end_training()  # destroys the process group, as the training scripts do: a gloo group
+                            # left to interpreter shutdown can abort ("terminate called ...")
 """
 
 
