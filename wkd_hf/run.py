@@ -219,6 +219,11 @@ class RunSession:
             try:
                 push_output_dir(args.output_dir, args.hub_model_id, token=args.hub_token,
                                 private=args.hub_private_repo)
+                if getattr(args, "hub_space_id", None):
+                    from .space.writer import push_run_space
+
+                    url = push_run_space(args.output_dir, args, self.validation_batch)
+                    logger.info(f"Wrote the Space {url}", main_process_only=True)
             except HubUnavailableError as error:
                 raise SystemExit(f"error: {error}\nThe local output in {args.output_dir} is "
                                  "complete.") from None

@@ -1,0 +1,140 @@
+"""What the Space runs, without Gradio: the student / teacher pipelines of each direction, their
+params and MACs, and one translation of an uploaded file with its measured latency."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import PIL.Image
+import PIL.ImageOps
+import torch
+
+from ..metrics.efficiency import count_macs, count_parameters
+from ..pipeline import CYCLE_SUBFOLDERS, ImageTranslationPipeline, _download
+
+DEFAULT_MAX_SIDE = 1024  # longer inputs are resized (with a note): a visitor's 24 MP photo on CPU
+CYCLE_DIRECTIONS = ("a2b", "b2a")
+DIRECTION_ALIASES = {"AtoB": "a2b", "BtoA": "b2a"}
+
+
+@dataclass
+class Network:
+    """One loaded generator: its pipeline, params, and MACs per image at ``size`` (H, W)."""
+
+    source: str
+    pipe: ImageTranslationPipeline
+    params: int
+    macs: int
+    size: tuple[int, int]
+
+
+def local_folder(source: str, local_files_only: bool | None = None) -> str:
+    """``source`` itself when it exists here, else its Hub snapshot (json + weights)."""
+    return source if os.path.exists(source) else _download(source, local_files_only)
+
+
+def is_cycle_folder(folder: str) -> bool:
+    """A CycleGAN output folder: ``generator_a2b/`` and ``generator_b2a/``, no top-level model."""
+    path = Path(folder)
+    return path.is_dir() and not (path / "config.json").is_file() and all(
+        (path / sub).is_dir() for sub in CYCLE_SUBFOLDERS.values())
+
+
+def load_network(source: str, direction: str | None, device: str = "cpu") -> Network:
+    """``ImageTranslationPipeline.from_pretrained(source, direction=...)`` plus its efficiency
+    figures at the size it runs at (its training resolution, else 256 x 256)."""
+    pipe = ImageTranslationPipeline.from_pretrained(source, direction=direction, device=device)
+    pipe.set_progress_bar_config(disable=True)
+    side = pipe.resolution or 256
+    in_channels, _ = pipe._channels()
+    macs = count_macs(pipe.generator, side, in_channels)
+    return Network(source, pipe, count_parameters(pipe.generator), macs, (side, side))
+
+
+def load_networks(student: str, teacher: str | None = None, device: str = "cpu",
+                  local_files_only: bool | None = None) -> dict[str, dict[str, Network]]:
+    """``{direction label: {"teacher": Network, "student": Network}}``: both directions of a
+    CycleGAN student (``"a2b"``, ``"b2a"``), else one entry (the student's direction, or
+    ``"translate"``). A CycleGAN teacher is loaded in the student's direction."""
+    student_dir = local_folder(student, local_files_only)
+    teacher_dir = local_folder(teacher, local_files_only) if teacher else None
+    if is_cycle_folder(student_dir):
+        directions: list[str | None] = list(CYCLE_DIRECTIONS)
+    else:
+        directions = [None]
+    networks: dict[str, dict[str, Network]] = {}
+    for direction in directions:
+        pair = {"student": load_network(student_dir, direction, device)}
+        label = direction or pair["student"].pipe.direction or "translate"
+        if teacher_dir:
+            cycle_direction = DIRECTION_ALIASES.get(label, label)
+            teacher_direction = cycle_direction if is_cycle_folder(teacher_dir) and \
+                cycle_direction in CYCLE_DIRECTIONS else None
+            pair = {"teacher": load_network(teacher_dir, teacher_direction, device), **pair}
+        networks[label] = pair
+    return networks
+
+
+class NotAnImageError(ValueError):
+    """An upload that PIL cannot read as an image; the message is shown in the page."""
+
+
+def open_upload(path: str | os.PathLike, max_side: int = DEFAULT_MAX_SIDE
+                ) -> tuple[PIL.Image.Image, str]:
+    """The uploaded file as a PIL image (any mode, EXIF orientation applied) and a note: empty,
+    or what was resized when its longer side passes ``max_side``."""
+    name = Path(path).name
+    try:
+        with PIL.Image.open(path) as handle:
+            handle.load()
+            image = PIL.ImageOps.exif_transpose(handle) or handle.copy()
+    except PIL.Image.DecompressionBombError:
+        raise NotAnImageError(f"{name} has too many pixels to decode safely; upload a smaller "
+                              "image.") from None
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for non-images
+        kind = "not an image PIL can read" if isinstance(err, PIL.UnidentifiedImageError) else \
+            f"a broken image ({type(err).__name__})"
+        raise NotAnImageError(f"{name} is {kind}. Upload a photo (PNG, JPEG, WebP, BMP, TIFF, "
+                              "...).") from None
+    width, height = image.size
+    if max(width, height) <= max_side:
+        return image, ""
+    scale = max_side / max(width, height)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    image = image.resize(size, PIL.Image.Resampling.LANCZOS)
+    return image, (f"The upload ({width}x{height}) was resized to {size[0]}x{size[1]}: this demo "
+                   f"takes at most {max_side} px per side.")
+
+
+def translate_timed(network: Network, image: PIL.Image.Image) -> tuple[PIL.Image.Image, float]:
+    """The translated image (the input's size) and the wall-clock milliseconds of the whole
+    pipeline call (pre-processing, forward pass, post-processing) on this machine."""
+    start = time.perf_counter()
+    output = network.pipe(image).images[0]
+    return output, (time.perf_counter() - start) * 1000.0
+
+
+def hardware() -> str:
+    """Where the Space runs, e.g. ``cpu, 2 threads`` or ``cuda (NVIDIA H100)``."""
+    if torch.cuda.is_available():
+        return f"cuda ({torch.cuda.get_device_name()})"
+    return f"cpu, {torch.get_num_threads()} threads"
+
+
+def describe(role: str, network: Network, latency_ms: float) -> str:
+    """One line under an output image: latency, params, MACs."""
+    height, width = network.size
+    return (f"**{role}**: {latency_ms:.1f} ms on this Space ({hardware()}) | "
+            f"{network.params / 1e6:.3f} M params | {network.macs / 1e9:.3f} GMACs at "
+            f"{width}x{height}")
+
+
+def warm_up(networks: dict[str, dict[str, Network]]) -> None:
+    """One untimed call per network, so the first visitor's latency is not the first call's."""
+    for pair in networks.values():
+        for network in pair.values():
+            height, width = network.size
+            network.pipe(PIL.Image.new("RGB", (width, height)))
