@@ -2,7 +2,6 @@
 headless Chromium (Selenium) uploads a real photo, reads back the three images and the latency
 text, then uploads a text file and reads the page's message. Skips (one line) without a browser."""
 
-import json
 import os
 import shutil
 import socket
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -29,13 +27,10 @@ from selenium.common.exceptions import WebDriverException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
-from wkd_hf.models import ResnetGenerator  # noqa: E402
 from wkd_hf.pipeline import ImageTranslationPipeline  # noqa: E402
 from wkd_hf.space.models import open_upload  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-CARD = ("# student\n\n## Validation metrics (held-out)\n\n| metric | value |\n|---|---|\n"
-        "| psnr | 21.5 |\n")
 MAX_SIDE = 400  # chelsea is 451 x 300: resized to 400 x 266, with a note
 
 
@@ -45,21 +40,29 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _models(root: Path) -> tuple[Path, Path]:
-    for name, ngf, seed in (("student", 4, 1), ("teacher", 8, 2)):
-        torch.manual_seed(seed)
-        ResnetGenerator(ngf=ngf, n_blocks=1).eval().save_pretrained(root / name)
-        (root / name / "args.json").write_text(json.dumps({"resolution": 32}))
-    (root / "student" / "README.md").write_text(CARD)
-    return root / "student", root / "teacher"
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, pix2pix_teacher, photo_pairs) -> tuple[Path, Path]:
+    """The tiny pix2pix teacher (two steps of train_teacher.py, 32 px) and a student distilled
+    from it for one step by distill.py: real output folders with their cards."""
+    from conftest import run_script
+
+    student = tmp_path_factory.mktemp("space_student") / "student"
+    run_script("distill", [
+        "--teacher_model_name_or_path", str(pix2pix_teacher), "--train_data_dir",
+        str(photo_pairs), "--direction", "BtoA", "--output_dir", str(student), "--student_ngf",
+        "4", "--discriminator_ndf", "4", "--wkd_levels", "3", "--resolution", "32",
+        "--train_batch_size", "2", "--max_train_steps", "1", "--validation_split", "2",
+        "--num_validation_images", "2", "--validation_steps", "0", "--checkpointing_steps", "0",
+        "--report_to", "none", "--seed", "0"])
+    return student, pix2pix_teacher
 
 
 @pytest.fixture
-def served(tmp_path):
+def served(tmp_path, models):
     """``python -m wkd_hf.space ... --launch`` (= ``wkd-space``) on a free port; its URL."""
     import skimage.data
 
-    student, teacher = _models(tmp_path)
+    student, teacher = models
     photo = tmp_path / "chelsea.jpg"
     Image.fromarray(skimage.data.chelsea()).save(photo, quality=95)
     port = _free_port()
@@ -126,20 +129,31 @@ def test_page_translates_an_upload_and_explains_a_text_file(served, browser, tmp
     assert resized.size == (400, 266)
     for elem_id in ("input_image", "teacher_image", "student_image"):
         assert _natural_size(browser, elem_id) == [400, 266], elem_id
-    # the pixels the page shows are the pipeline's, on the resized upload
+    # the pixels the page shows are the pipeline's, on the resized upload (and the two differ)
+    expected = {}
     for elem_id, folder in (("student_image", student), ("teacher_image", teacher)):
         src = browser.find_element(By.CSS_SELECTOR, f"#{elem_id} img").get_attribute("src")
         with urllib.request.urlopen(src, timeout=10) as response:
             shown = np.asarray(Image.open(response).convert("RGB"))
-        expected = ImageTranslationPipeline.from_pretrained(folder)(resized).images[0]
-        assert np.array_equal(shown, np.asarray(expected)), elem_id
+        expected[elem_id] = np.asarray(
+            ImageTranslationPipeline.from_pretrained(folder)(resized).images[0])
+        assert np.array_equal(shown, expected[elem_id]), elem_id
+    assert not np.array_equal(expected["student_image"], expected["teacher_image"])
     for elem_id in ("student_stats", "teacher_stats"):
         text = browser.find_element(By.ID, elem_id).text
         latency = float(text.split(" ms on this Space")[0].rsplit(" ", 1)[-1])
         assert latency > 0 and "M params" in text and "GMACs at 32x32" in text, text
+    sizes = {role: ImageTranslationPipeline.from_pretrained(folder).generator.num_parameters()
+             for role, folder in (("student", student), ("teacher", teacher))}
+    for role, params in sizes.items():
+        text = browser.find_element(By.ID, f"{role}_stats").text
+        assert f"{params / 1e6:.3f} M params" in text, (text, params)
     message = browser.find_element(By.ID, "message").text
     assert "was resized to 400x266" in message
-    assert "21.5" in browser.find_element(By.ID, "card").text
+    psnr = next(line for line in (student / "README.md").read_text().splitlines()
+                if line.startswith("| validation psnr |")).split("|")[2].strip()
+    card = browser.find_element(By.ID, "card").text
+    assert "Validation metrics" in card and psnr in card, (psnr, card)
     browser.save_screenshot(str(tmp_path / "space.png"))
     if os.environ.get("WKD_HF_SPACE_SCREENSHOT"):  # how docs/images/space.png is made
         shutil.copy(tmp_path / "space.png", os.environ["WKD_HF_SPACE_SCREENSHOT"])
@@ -154,3 +168,8 @@ def test_page_translates_an_upload_and_explains_a_text_file(served, browser, tmp
     assert "notes.txt is not an image PIL can read" in browser.find_element(By.ID, "message").text
     assert _natural_size(browser, "student_image") is None
     assert "Traceback" not in browser.page_source and "Error" not in browser.page_source
+
+    # an example: one click translates it
+    browser.find_element(By.XPATH, "//*[normalize-space(text())='example_0.png']").click()
+    wait.until(lambda d: _natural_size(d, "student_image") == [400, 266])
+    assert "was resized to 400x266" in browser.find_element(By.ID, "message").text

@@ -50,15 +50,22 @@ def load_network(source: str, direction: str | None, device: str = "cpu") -> Net
     pipe.set_progress_bar_config(disable=True)
     side = pipe.resolution or 256
     in_channels, _ = pipe._channels()
-    macs = count_macs(pipe.generator, side, in_channels)
+    macs = count_macs(pipe.generator, side, in_channels)  # counted on the generator's device
     return Network(source, pipe, count_parameters(pipe.generator), macs, (side, side))
 
 
-def load_networks(student: str, teacher: str | None = None, device: str = "cpu",
+def default_device() -> str:
+    """``cuda`` on a GPU Space, else ``cpu``."""
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def load_networks(student: str, teacher: str | None = None, device: str | None = None,
                   local_files_only: bool | None = None) -> dict[str, dict[str, Network]]:
     """``{direction label: {"teacher": Network, "student": Network}}``: both directions of a
     CycleGAN student (``"a2b"``, ``"b2a"``), else one entry (the student's direction, or
-    ``"translate"``). A CycleGAN teacher is loaded in the student's direction."""
+    ``"translate"``). A CycleGAN teacher is loaded in the student's direction. ``device``:
+    default :func:`default_device`."""
+    device = device or default_device()
     student_dir = local_folder(student, local_files_only)
     teacher_dir = local_folder(teacher, local_files_only) if teacher else None
     if is_cycle_folder(student_dir):
@@ -121,7 +128,8 @@ def hardware() -> str:
     """Where the Space runs, e.g. ``cpu, 2 threads`` or ``cuda (NVIDIA H100)``."""
     if torch.cuda.is_available():
         return f"cuda ({torch.cuda.get_device_name()})"
-    return f"cpu, {torch.get_num_threads()} threads"
+    threads = torch.get_num_threads()
+    return f"cpu, {threads} thread{'s' * (threads != 1)}"
 
 
 def describe(role: str, network: Network, latency_ms: float) -> str:
