@@ -166,9 +166,11 @@ def test_offline_push_and_bad_arguments_are_one_error_line(pair, tmp_path, hub_o
         assert len(errors) == 1 and errors[0].startswith("wkd-space: error: "), err
         assert message in errors[0], (extra, err)
         assert "Traceback" not in err
-    assert cli.main(["--model", str(tmp_path / "missing"), "--output_dir", str(tmp_path / "x")]) \
-        == 1
-    assert "error:" in capsys.readouterr().err
+    for model in (str(tmp_path / "missing"), "me/not-in-the-cache"):
+        assert cli.main(["--model", model, "--output_dir", str(tmp_path / "x")]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("wkd-space: error:") and err.count("\n") == 1, err
+    assert not (tmp_path / "x").exists()
 
 
 def _handler(student, teacher, max_side=64):
@@ -229,6 +231,15 @@ def test_cyclegan_folder_offers_both_directions(tmp_path):
             saved = ResnetGenerator.from_pretrained(root / sub).state_dict()
             loaded = networks[direction][role].pipe.generator.state_dict()
             assert all(torch.equal(saved[k], loaded[k]) for k in saved), (direction, role)
+    # the page's direction picks the pair: b2a translates with both b2a generators
+    translate, _ = _handler(student, teacher)
+    path = tmp_path / "photo.png"
+    _photo(40, 40).save(path)
+    _, teacher_out, student_out, *_ = translate(str(path), "b2a")
+    for root, out in ((student, student_out), (teacher, teacher_out)):
+        expected = ImageTranslationPipeline.from_pretrained(root, direction="b2a")(
+            Image.open(path)).images[0]
+        assert np.array_equal(np.asarray(out), np.asarray(expected))
     # a one-way student of a CycleGAN teacher: the teacher in the student's direction
     one_way = _save(tmp_path / "one_way", seed=9, direction="BtoA")
     networks = load_networks(str(one_way), str(teacher))
@@ -250,6 +261,22 @@ def test_examples_are_the_runs_validation_images(pix2pix_teacher, photo_pairs):
     for image in examples:
         errors = [np.abs(np.asarray(image, np.float32) - half).mean() for half in halves]
         assert min(errors) < 3, errors
+
+
+def test_cyclegan_examples_are_both_domains_validation_images(cycle_teacher, photo_domains):
+    """The tiny CycleGAN run validates on two rows of each domain: its first validation batch
+    gives A's two images, then B's two, each one of that domain's photos resized to 32 px."""
+    examples = writer.validation_images(cycle_teacher)
+    assert len(examples) == 4
+    half = len(examples) // 2
+    for domain, images in (("trainA", examples[:half]), ("trainB", examples[half:])):
+        originals = [np.asarray(Image.open(p).convert("RGB").resize((32, 32),
+                                                                    Image.Resampling.BICUBIC),
+                                np.float32) for p in sorted((photo_domains / domain).glob("*"))]
+        for image in images:
+            assert image.size == (32, 32)
+            errors = [np.abs(np.asarray(image, np.float32) - o).mean() for o in originals]
+            assert min(errors) < 3, (domain, errors)
 
 
 def test_distill_push_writes_the_space_too(pix2pix_teacher, photo_pairs, tmp_path, monkeypatch):

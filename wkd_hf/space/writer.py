@@ -71,7 +71,8 @@ def validation_images(run_folder: str | os.PathLike, limit: int = MAX_EXAMPLES
 
     # args.json keeps the arguments that applied; these shape only the (unused) training loader
     defaults = {"shuffle_buffer_size": 1000, "domain_a_column": None, "domain_b_column": None,
-                "streaming": False, "cache_dir": None, "max_train_samples": None}
+                "streaming": False, "cache_dir": None, "max_train_samples": None,
+                "direction": "AtoB"}
     saved = json.loads((Path(run_folder) / "args.json").read_text("utf-8"))
     args = argparse.Namespace(**{**defaults, **saved})
     args.num_validation_images = min(limit, args.num_validation_images)
@@ -87,7 +88,7 @@ def validation_images(run_folder: str | os.PathLike, limit: int = MAX_EXAMPLES
     return [image for key in keys for image in recipes.to_pil(batch[key])]
 
 
-def _space_readme(title: str, models: Sequence[str], version: str) -> str:
+def _space_readme(title: str, models: Sequence[str], version: str, has_teacher: bool) -> str:
     import gradio
 
     lines = ["---", f"title: {json.dumps(title)}", "emoji: 🌊", "colorFrom: blue",
@@ -95,13 +96,13 @@ def _space_readme(title: str, models: Sequence[str], version: str) -> str:
              "app_file: app.py", "pinned: false", "license: apache-2.0"]
     if models:
         lines += ["models:"] + [f"  - {model}" for model in models]
-    lines += ["tags:", "  - wkd_hf", "  - image-to-image", "  - knowledge-distillation", "---", ""]
-    body = (f"# {title}\n\nA [wkd_hf](https://pypi.org/project/wkd_hf/) {version} student"
-            + (f" ({models[0]})" if models else "") + " beside its teacher"
-            + (f" ({models[1]})" if len(models) > 1 else "") + ": upload an image to see both "
-            "translations, each with its latency measured on this Space's hardware, its "
-            "parameters and MACs.\n")
-    return "\n".join(lines) + body
+    lines += ["tags:", "  - wkd_hf", "  - image-to-image", "  - knowledge-distillation", "---", "",
+              f"# {title}", ""]
+    shown = "the student beside its teacher" if has_teacher else "the model"
+    return "\n".join(lines) + "\n" + (
+        f"A wkd_hf {version} image-to-image GAN ({', '.join(models) or 'local folders'}): upload "
+        f"an image to see {shown}, each output with its latency measured on this Space's "
+        "hardware, its parameters and MACs.\n")
 
 
 def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None = None, *,
@@ -120,7 +121,8 @@ def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None
         raise FileExistsError(f"--output_dir {out} holds other files; choose a new or empty folder")
     student_hub_id = student_hub_id or (student if is_hub_id(student) else None)
     teacher_hub_id = teacher_hub_id or (teacher if teacher and is_hub_id(teacher) else None)
-    title = title or f"{Path(student_hub_id or student).name}: wkd_hf student vs teacher"
+    title = title or (f"{Path(student_hub_id or student).name}: wkd_hf student"
+                      + (" vs teacher" if teacher else ""))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
@@ -140,8 +142,8 @@ def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None
             f"{requirement or f'wkd_hf=={__version__}'}\n# gradio: the Space's sdk_version\n",
             encoding="utf-8")
         models = [m for m in (student_hub_id, teacher_hub_id) if m]
-        (tmp / "README.md").write_text(_space_readme(title, models, __version__),
-                                       encoding="utf-8")
+        (tmp / "README.md").write_text(
+            _space_readme(title, models, __version__, teacher is not None), encoding="utf-8")
         tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)
