@@ -56,10 +56,12 @@ def _translator(networks, max_side: int):
     return translate
 
 
-def build_demo(config: Mapping[str, Any], folder: str | os.PathLike = ".") -> gr.Blocks:
+def build_demo(config: Mapping[str, Any], folder: str | os.PathLike = ".",
+               networks: dict | None = None) -> gr.Blocks:
     """The page for ``config`` (``space_config.json``: ``student``, optional ``teacher``, ``title``,
-    ``examples`` (file names in ``folder/examples``), ``card_markdown``, ``max_side``)."""
-    networks = load_networks(config["student"], config.get("teacher"))
+    ``examples`` (file names in ``folder/examples``), ``card_markdown``, ``max_side``);
+    ``networks``: already loaded (:func:`load_networks`), else loaded from ``config``."""
+    networks = networks or load_networks(config["student"], config.get("teacher"))
     warm_up(networks)
     max_side = int(config.get("max_side") or DEFAULT_MAX_SIDE)
     examples = [str(Path(folder) / "examples" / name) for name in config.get("examples", [])]

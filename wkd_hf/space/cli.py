@@ -4,15 +4,12 @@ serve it here (``--launch``, on 127.0.0.1)."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 
 from ..cards import is_hub_id
-
-logger = logging.getLogger(__name__)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -85,47 +82,40 @@ def _examples(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> str:
     """Write (and push / serve) the Space; returns the folder."""
-    from .writer import push_space, write_space
+    from . import writer
+    from .models import load_networks
 
     student_id, teacher_id = _hub_ids(args)
     if args.push_to_hub:
-        from . import writer
-
         writer.check_hub_reachable()  # before any work
     if args.max_side is not None and args.max_side < 8:
         raise ValueError(f"--max_side must be >= 8; got {args.max_side}")
-    from .models import load_networks
-
-    load_networks(args.model, args.teacher)  # they load here, or nothing is written
+    networks = load_networks(args.model, args.teacher)  # they load, or nothing is written
     output_dir = args.output_dir
     if output_dir is None:
         if not (args.launch or args.push_to_hub):
             raise ValueError("pass --output_dir (or --launch / --push_to_hub)")
         output_dir = os.path.join(tempfile.mkdtemp(prefix="wkd-space-"), "space")
     pushed = args.push_to_hub
-    folder = write_space(
+    folder = writer.write_space(
         output_dir, student_id if pushed else args.model,
         (teacher_id if pushed else args.teacher), student_hub_id=student_id,
         teacher_hub_id=teacher_id, examples=_examples(args), title=args.title,
         requirement=args.requirement, max_side=args.max_side)
     print(f"wrote the Space folder {folder}")
     if pushed:
-        url = push_space(folder, args.hub_space_id, args.hub_token, args.hub_private_repo)
+        url = writer.push_space(folder, args.hub_space_id, args.hub_token, args.hub_private_repo)
         print(f"pushed it to {url}")
     if args.launch:
-        _launch(folder, args)
+        import json
+
+        from .app import build_demo
+
+        config = json.loads((folder / writer.CONFIG_FILE).read_text(encoding="utf-8"))
+        # the local folders' networks, also after a push
+        build_demo(config, folder, networks).launch(server_name="127.0.0.1",
+                                                    server_port=args.port)
     return str(folder)
-
-
-def _launch(folder, args: argparse.Namespace) -> None:
-    import json
-
-    from .app import build_demo
-    from .writer import CONFIG_FILE
-
-    config = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
-    config.update(student=args.model, teacher=args.teacher)  # the local folders, also after a push
-    build_demo(config, folder).launch(server_name="127.0.0.1", server_port=args.port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
