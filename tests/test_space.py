@@ -3,6 +3,7 @@ page's handler on tiny local generators (the browser drives it in test_space_bro
 
 import argparse
 import json
+import runpy
 from pathlib import Path
 
 import huggingface_hub
@@ -93,7 +94,11 @@ def test_space_folder_files_front_matter_and_card_tables(pair, tmp_path):
     assert "### Evaluation (facades" in tables and "### Validation metrics" in tables
     assert "101.2" in tables and "21.5" in tables
     assert "Efficiency" not in tables and "pip install" not in tables
-    compile((out / "app.py").read_text(), "app.py", "exec")
+    # the Space's own entry point builds the page from its folder (as `python app.py` would)
+    import gradio as gr
+
+    demo = runpy.run_path(str(out / "app.py"), run_name="space_app")["demo"]
+    assert isinstance(demo, gr.Blocks) and demo.title == config["title"]
     # an earlier Space folder is replaced; a folder holding anything else is refused
     writer.write_space(out, str(student))
     assert json.loads((out / "space_config.json").read_text())["teacher"] is None
