@@ -308,7 +308,11 @@ def test_distill_push_writes_the_space_too(pix2pix_teacher, photo_pairs, tmp_pat
         "--report_to", "none", "--push_to_hub", "--hub_model_id", "me/student",
         "--hub_space_id", "me/demo", "--hub_private_repo"])
     assert pushed == [(str(out), "me/student")]
-    (_, _), (_, create), (_, upload) = RecordingApi.calls
+    # the Space is created at start-up (a bad name fails before training), then again at upload
+    names = [name for name, _ in RecordingApi.calls]
+    assert names == ["init", "create_repo", "init", "create_repo", "upload_folder"], names
+    assert RecordingApi.calls[1] == RecordingApi.calls[3]
+    (_, create), (_, upload) = RecordingApi.calls[3:]
     assert create == {"repo_id": "me/demo", "repo_type": "space", "space_sdk": "gradio",
                       "private": True, "exist_ok": True}
     assert upload["files"] == ["README.md", "app.py", "examples", "requirements.txt",

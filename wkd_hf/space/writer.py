@@ -153,18 +153,23 @@ def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None
     return out
 
 
-def push_space(folder: str | os.PathLike, space_id: str, token: str | None = None,
-               private: bool = False) -> str:
-    """Create (or open) the Gradio Space ``space_id`` and upload ``folder``; returns its URL."""
+def create_space(space_id: str, token: str | None = None, private: bool = False):
+    """Create (or open) the Gradio Space ``space_id``; returns ``(HfApi, its URL)``."""
     from huggingface_hub import HfApi
 
     check_hub_reachable()
     api = HfApi(token=token)
-    url = api.create_repo(space_id, repo_type="space", space_sdk="gradio", private=private,
-                          exist_ok=True)
+    return api, str(api.create_repo(space_id, repo_type="space", space_sdk="gradio",
+                                    private=private, exist_ok=True))
+
+
+def push_space(folder: str | os.PathLike, space_id: str, token: str | None = None,
+               private: bool = False) -> str:
+    """Create (or open) the Gradio Space ``space_id`` and upload ``folder``; returns its URL."""
+    api, url = create_space(space_id, token, private)
     api.upload_folder(repo_id=space_id, repo_type="space", folder_path=str(folder),
                       commit_message="Upload wkd_hf Space")
-    return str(url)
+    return url
 
 
 def batch_examples(batch, limit: int = MAX_EXAMPLES) -> list[PIL.Image.Image]:
