@@ -213,7 +213,9 @@ def test_page_outputs_match_the_pipeline_and_uploads_are_checked(pair, tmp_path)
     assert "Upload an image" in translate(None, None)[5]
 
 
-def test_open_upload_keeps_small_images_and_explains_broken_ones(tmp_path):
+def test_open_upload_keeps_small_images_and_explains_broken_ones(tmp_path, monkeypatch):
+    from wkd_hf.data import images
+
     path = tmp_path / "p.png"
     _photo(30, 20, mode="I;16").save(path)
     image, note = open_upload(path, 64)
@@ -222,6 +224,10 @@ def test_open_upload_keeps_small_images_and_explains_broken_ones(tmp_path):
     broken.write_bytes(path.read_bytes()[:60])
     with pytest.raises(ValueError, match="broken.jpg is"):
         open_upload(broken)
+    # over the pixel cap: refused from the header, before decoding
+    monkeypatch.setattr(images, "_max_image_pixels", 30 * 20 - 1)
+    with pytest.raises(ValueError, match=r"p.png is 30x20 .*upload a smaller image"):
+        open_upload(path, 64)
 
 
 def test_cyclegan_folder_offers_both_directions(tmp_path):

@@ -12,6 +12,7 @@ import PIL.Image
 import PIL.ImageOps
 import torch
 
+from ..data.images import get_max_image_pixels
 from ..metrics.efficiency import count_macs, count_parameters
 from ..pipeline import CYCLE_SUBFOLDERS, ImageTranslationPipeline, _download
 
@@ -92,12 +93,21 @@ class NotAnImageError(ValueError):
 def open_upload(path: str | os.PathLike, max_side: int = DEFAULT_MAX_SIDE
                 ) -> tuple[PIL.Image.Image, str]:
     """The uploaded file as a PIL image (any mode, EXIF orientation applied) and a note: empty,
-    or what was resized when its longer side passes ``max_side``."""
+    or what was resized when its longer side passes ``max_side``. Files over the project's
+    pixel cap (``wkd_hf.data.images.get_max_image_pixels``, 64 MP) are refused before decoding."""
     name = Path(path).name
+    limit = get_max_image_pixels()
     try:
         with PIL.Image.open(path) as handle:
+            width, height = handle.size
+            if limit is not None and width * height > limit:
+                raise NotAnImageError(f"{name} is {width}x{height} ({width * height / 1e6:.0f} "
+                                      f"megapixels): more than this demo decodes "
+                                      f"({limit / 1e6:.0f}); upload a smaller image.")
             handle.load()
             image = PIL.ImageOps.exif_transpose(handle) or handle.copy()
+    except NotAnImageError:
+        raise
     except PIL.Image.DecompressionBombError:
         raise NotAnImageError(f"{name} has too many pixels to decode safely; upload a smaller "
                               "image.") from None
