@@ -29,7 +29,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
 browser:
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
 	{ command -v apt-get >/dev/null && $(SUDO) apt-get update -qq >/dev/null 2>&1 && \
-	  $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  chromium chromium-driver \
 	  >/dev/null 2>&1; } || echo "chromium not installed: the wkd-space browser test will skip"
 
 benchmark: install
