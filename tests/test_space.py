@@ -197,6 +197,7 @@ def test_page_outputs_match_the_pipeline_and_uploads_are_checked(pair, tmp_path)
         assert np.array_equal(np.asarray(out), np.asarray(expected))
     assert shown.size == (50, 40) and "Input 50x40" in message
     assert "ms on this Space" in student_text and "M params" in teacher_text
+    assert "GMACs at 32x32" in student_text  # resize mode: the training resolution
     assert teacher_text.startswith("**teacher**") and student_text.startswith("**student**")
     # too large: resized, with a note; any mode works as in the pipeline
     big = tmp_path / "big.png"
@@ -211,6 +212,26 @@ def test_page_outputs_match_the_pipeline_and_uploads_are_checked(pair, tmp_path)
     assert outputs[:5] == (None, None, None, "", "")
     assert "notes.txt is not an image" in outputs[5]
     assert "Upload an image" in translate(None, None)[5]
+
+
+def test_pad_mode_runs_at_the_padded_size_and_counts_its_macs(pair, tmp_path):
+    """--size_mode pad: the 50x40 upload runs at 52x40 (ResNet: multiples of 4); the caption's
+    MACs are those of that size, i.e. the 32x32 count scaled by the pixel ratio (fully
+    convolutional, every stage divides exactly)."""
+    from wkd_hf.metrics.efficiency import count_macs
+    from wkd_hf.space.app import _translator
+
+    student, teacher = pair
+    networks = load_networks(str(student), str(teacher), size_mode="pad")
+    translate = _translator(networks, 64)
+    path = tmp_path / "photo.png"
+    _photo(50, 40).save(path)
+    _, _, student_out, _, student_text, _ = translate(str(path), None)
+    pipe = ImageTranslationPipeline.from_pretrained(student)
+    expected = pipe(Image.open(path), size_mode="pad").images[0]
+    assert np.array_equal(np.asarray(student_out), np.asarray(expected))
+    macs = count_macs(pipe.generator, 32) * (52 * 40) // (32 * 32)
+    assert f"{macs / 1e9:.3f} GMACs at 52x40" in student_text, student_text
 
 
 def test_open_upload_keeps_small_images_and_explains_broken_ones(tmp_path, monkeypatch):

@@ -46,8 +46,8 @@ def _translator(networks, max_side: int):
         outputs, captions = {}, {}
         for role in ROLES:
             if role in pair:
-                outputs[role], ms = translate_timed(pair[role], image)
-                captions[role] = describe(role, pair[role], ms)
+                outputs[role], ms, ran_at = translate_timed(pair[role], image)
+                captions[role] = describe(role, pair[role], ms, ran_at)
         height = image.size[1]
         message = note or f"Input {image.size[0]}x{height} ({image.mode})."
         return (to_rgb(image), outputs.get("teacher"), outputs.get("student"),
@@ -59,9 +59,11 @@ def _translator(networks, max_side: int):
 def build_demo(config: Mapping[str, Any], folder: str | os.PathLike = ".",
                networks: dict | None = None) -> gr.Blocks:
     """The page for ``config`` (``space_config.json``: ``student``, optional ``teacher``, ``title``,
-    ``examples`` (file names in ``folder/examples``), ``card_markdown``, ``max_side``);
+    ``examples`` (file names in ``folder/examples``), ``card_markdown``, ``max_side``,
+    ``size_mode``);
     ``networks``: already loaded (:func:`load_networks`), else loaded from ``config``."""
-    networks = networks or load_networks(config["student"], config.get("teacher"))
+    networks = networks or load_networks(config["student"], config.get("teacher"),
+                                         size_mode=config.get("size_mode"))
     warm_up(networks)
     max_side = int(config.get("max_side") or DEFAULT_MAX_SIDE)
     examples = [str(Path(folder) / "examples" / name) for name in config.get("examples", [])]

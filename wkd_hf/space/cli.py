@@ -29,6 +29,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--title", default=None, help="The page's title.")
     p.add_argument("--max_side", type=int, default=None,
                    help="Uploads with a longer side are resized to it (default 1024).")
+    p.add_argument("--size_mode", choices=("pad", "resize"), default=None,
+                   help="How uploads meet the networks: resize to the training resolution and "
+                        "back, or pad to what they accept (fully convolutional, e.g. the demo's "
+                        "denoiser). Default: as ImageTranslationPipeline (resize when the "
+                        "resolution is known).")
     p.add_argument("--requirement", default=None,
                    help="How the Space installs wkd_hf (default: wkd_hf==<this version>; e.g. a "
                         "git+https URL of your fork).")
@@ -90,7 +95,8 @@ def run(args: argparse.Namespace) -> str:
         writer.check_hub_reachable()  # before any work
     if args.max_side is not None and args.max_side < 8:
         raise ValueError(f"--max_side must be >= 8; got {args.max_side}")
-    networks = load_networks(args.model, args.teacher)  # they load, or nothing is written
+    # they load, or nothing is written
+    networks = load_networks(args.model, args.teacher, size_mode=args.size_mode)
     output_dir = args.output_dir
     if output_dir is None:
         if not (args.launch or args.push_to_hub):
@@ -101,7 +107,7 @@ def run(args: argparse.Namespace) -> str:
         output_dir, student_id if pushed else args.model,
         (teacher_id if pushed else args.teacher), student_hub_id=student_id,
         teacher_hub_id=teacher_id, examples=_examples(args), title=args.title,
-        requirement=args.requirement, max_side=args.max_side)
+        requirement=args.requirement, max_side=args.max_side, size_mode=args.size_mode)
     print(f"wrote the Space folder {folder}")
     if pushed:
         url = writer.push_space(folder, args.hub_space_id, args.hub_token, args.hub_private_repo)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import PIL.Image
@@ -23,13 +23,22 @@ DIRECTION_ALIASES = {"AtoB": "a2b", "BtoA": "b2a"}
 
 @dataclass
 class Network:
-    """One loaded generator: its pipeline, params, and MACs per image at ``size`` (H, W)."""
+    """One loaded generator: its pipeline (run with ``size_mode``: None = the pipeline's default),
+    params, and MACs per image by the H x W it ran at (counted once per size)."""
 
     source: str
     pipe: ImageTranslationPipeline
     params: int
-    macs: int
-    size: tuple[int, int]
+    size: tuple[int, int]  # its training resolution (else 256 x 256): the warm-up size
+    size_mode: str | None = None
+    macs_by_size: dict = field(default_factory=dict)
+
+    def macs(self, size: tuple[int, int]) -> int:
+        """MACs of one forward pass at ``size`` (H, W), by :func:`count_macs`."""
+        if size not in self.macs_by_size:
+            in_channels, _ = self.pipe._channels()
+            self.macs_by_size[size] = count_macs(self.pipe.generator, size, in_channels)
+        return self.macs_by_size[size]
 
 
 def local_folder(source: str, local_files_only: bool | None = None) -> str:
@@ -44,15 +53,13 @@ def is_cycle_folder(folder: str) -> bool:
         (path / sub).is_dir() for sub in CYCLE_SUBFOLDERS.values())
 
 
-def load_network(source: str, direction: str | None, device: str = "cpu") -> Network:
-    """``ImageTranslationPipeline.from_pretrained(source, direction=...)`` plus its efficiency
-    figures at the size it runs at (its training resolution, else 256 x 256)."""
+def load_network(source: str, direction: str | None, device: str = "cpu",
+                 size_mode: str | None = None) -> Network:
+    """``ImageTranslationPipeline.from_pretrained(source, direction=...)`` and its param count."""
     pipe = ImageTranslationPipeline.from_pretrained(source, direction=direction, device=device)
     pipe.set_progress_bar_config(disable=True)
     side = pipe.resolution or 256
-    in_channels, _ = pipe._channels()
-    macs = count_macs(pipe.generator, side, in_channels)  # counted on the generator's device
-    return Network(source, pipe, count_parameters(pipe.generator), macs, (side, side))
+    return Network(source, pipe, count_parameters(pipe.generator), (side, side), size_mode)
 
 
 def default_device() -> str:
@@ -61,11 +68,14 @@ def default_device() -> str:
 
 
 def load_networks(student: str, teacher: str | None = None, device: str | None = None,
-                  local_files_only: bool | None = None) -> dict[str, dict[str, Network]]:
+                  local_files_only: bool | None = None, size_mode: str | None = None
+                  ) -> dict[str, dict[str, Network]]:
     """``{direction label: {"teacher": Network, "student": Network}}``: both directions of a
     CycleGAN student (``"a2b"``, ``"b2a"``), else one entry (the student's direction, or
     ``"translate"``). A CycleGAN teacher is loaded in the student's direction. ``device``:
-    default :func:`default_device`."""
+    default :func:`default_device`; ``size_mode``: how each upload is fitted to the networks
+    (``"resize"`` to the training resolution, ``"pad"`` to what they accept; None: the
+    pipeline's default)."""
     device = device or default_device()
     student_dir = local_folder(student, local_files_only)
     teacher_dir = local_folder(teacher, local_files_only) if teacher else None
@@ -75,13 +85,14 @@ def load_networks(student: str, teacher: str | None = None, device: str | None =
         directions = [None]
     networks: dict[str, dict[str, Network]] = {}
     for direction in directions:
-        pair = {"student": load_network(student_dir, direction, device)}
+        pair = {"student": load_network(student_dir, direction, device, size_mode)}
         label = direction or pair["student"].pipe.direction or "translate"
         if teacher_dir:
             cycle_direction = DIRECTION_ALIASES.get(label, label)
             teacher_direction = cycle_direction if is_cycle_folder(teacher_dir) and \
                 cycle_direction in CYCLE_DIRECTIONS else None
-            pair = {"teacher": load_network(teacher_dir, teacher_direction, device), **pair}
+            pair = {"teacher": load_network(teacher_dir, teacher_direction, device, size_mode),
+                    **pair}
         networks[label] = pair
     return networks
 
@@ -126,12 +137,21 @@ def open_upload(path: str | os.PathLike, max_side: int = DEFAULT_MAX_SIDE
                    f"takes at most {max_side} px per side.")
 
 
-def translate_timed(network: Network, image: PIL.Image.Image) -> tuple[PIL.Image.Image, float]:
-    """The translated image (the input's size) and the wall-clock milliseconds of the whole
-    pipeline call (pre-processing, forward pass, post-processing) on this machine."""
-    start = time.perf_counter()
-    output = network.pipe(image).images[0]
-    return output, (time.perf_counter() - start) * 1000.0
+def translate_timed(network: Network, image: PIL.Image.Image
+                    ) -> tuple[PIL.Image.Image, float, tuple[int, int]]:
+    """The translated image (the input's size), the wall-clock milliseconds of the whole pipeline
+    call (pre-processing, forward pass, post-processing) on this machine, and the H x W the
+    generator ran at (recorded by a forward pre-hook)."""
+    ran_at = []
+    hook = network.pipe.generator.register_forward_pre_hook(
+        lambda module, args: ran_at.append(tuple(args[0].shape[-2:])))
+    try:
+        start = time.perf_counter()
+        output = network.pipe(image, size_mode=network.size_mode).images[0]
+        elapsed = (time.perf_counter() - start) * 1000.0
+    finally:
+        hook.remove()
+    return output, elapsed, ran_at[0]
 
 
 def hardware() -> str:
@@ -142,11 +162,12 @@ def hardware() -> str:
     return f"cpu, {threads} thread{'s' * (threads != 1)}"
 
 
-def describe(role: str, network: Network, latency_ms: float) -> str:
-    """One line under an output image: latency, params, MACs."""
-    height, width = network.size
+def describe(role: str, network: Network, latency_ms: float, size: tuple[int, int]
+             ) -> str:
+    """One line under an output image: latency, params, MACs at the size the network ran at."""
+    height, width = size
     return (f"**{role}**: {latency_ms:.1f} ms on this Space ({hardware()}) | "
-            f"{network.params / 1e6:.3f} M params | {network.macs / 1e9:.3f} GMACs at "
+            f"{network.params / 1e6:.3f} M params | {network.macs(size) / 1e9:.3f} GMACs at "
             f"{width}x{height}")
 
 
@@ -155,4 +176,4 @@ def warm_up(networks: dict[str, dict[str, Network]]) -> None:
     for pair in networks.values():
         for network in pair.values():
             height, width = network.size
-            network.pipe(PIL.Image.new("RGB", (width, height)))
+            network.pipe(PIL.Image.new("RGB", (width, height)), size_mode=network.size_mode)

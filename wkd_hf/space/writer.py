@@ -109,7 +109,8 @@ def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None
                 student_hub_id: str | None = None, teacher_hub_id: str | None = None,
                 examples: Sequence[PIL.Image.Image | str | os.PathLike] = (),
                 title: str | None = None, requirement: str | None = None,
-                max_side: int | None = None, card_text: str | None = None) -> Path:
+                max_side: int | None = None, card_text: str | None = None,
+                size_mode: str | None = None) -> Path:
     """Write the Space folder (into a sibling temporary folder, then renamed into place).
 
     ``student``/``teacher``: what the app loads (folders or Hub ids); the ``*_hub_id`` names go in
@@ -135,7 +136,7 @@ def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None
         config = {"title": title, "student": student, "teacher": teacher, "examples": names,
                   "card_markdown": card_tables(
                       read_card(student) if card_text is None else card_text),
-                  "max_side": max_side}
+                  "max_side": max_side, "size_mode": size_mode}
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
         (tmp / "app.py").write_text(APP.format(config=CONFIG_FILE), encoding="utf-8")
         (tmp / "requirements.txt").write_text(
