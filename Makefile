@@ -19,8 +19,19 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: install
 	$(PY) examples/demo.py
 
-test: install
+test: install browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)
+
+# Debian's chromium + chromium-driver for the wkd-space browser test (tests/test_space_browser.py),
+# installed only when missing. Without apt-get, root/sudo or a network, that test skips: never fatal.
+.PHONY: browser
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	{ command -v apt-get >/dev/null && $(SUDO) apt-get update -qq >/dev/null 2>&1 && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	  chromium chromium-driver \
+	  >/dev/null 2>&1; } || echo "chromium not installed: the wkd-space browser test will skip"
 
 benchmark: install
 	$(PY) benchmarks/distill_step.py

@@ -199,6 +199,9 @@ def run(out: Path, settings: DemoSettings) -> list[dict]:
     for name, folder in folders.items():
         print(f"  {name:<14} {folder}  (README.md = model card, samples.png)")
     print(f"  table           {out / 'results.txt'}, {out / 'results.json'}")
+    print(f"\nSee the WKD student beside its teacher in your browser (upload your own photo):\n"
+          f"  wkd-space --model {folders['WKD student']} --teacher {folders['teacher']} "
+          "--size_mode pad --launch")
     return rows
 
 

@@ -39,6 +39,14 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     for folder in ("teacher", "student_wkd", "student_nokd"):
         assert (tmp_path / folder / "README.md").is_file()
         load_pretrained_model(str(tmp_path / folder))
+    # it ends with the command that serves the student and teacher in a browser, which runs
+    command = printed.rstrip().splitlines()[-1].split()
+    assert command == ["wkd-space", "--model", str(tmp_path / "student_wkd"), "--teacher",
+                       str(tmp_path / "teacher"), "--size_mode", "pad", "--launch"]
+    from wkd_hf.space.cli import main as wkd_space
+
+    assert wkd_space([*command[1:-1], "--output_dir", str(tmp_path / "space")]) == 0
+    assert (tmp_path / "space" / "examples" / "example_0.png").is_file()  # validation images
 
 
 def test_demo_sizes_fit_the_unet_and_the_time_budget():

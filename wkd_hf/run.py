@@ -219,6 +219,11 @@ class RunSession:
             try:
                 push_output_dir(args.output_dir, args.hub_model_id, token=args.hub_token,
                                 private=args.hub_private_repo)
+                if getattr(args, "hub_space_id", None):
+                    from .space.writer import push_run_space
+
+                    url = push_run_space(args.output_dir, args, self.validation_batch)
+                    logger.info(f"Wrote the Space {url}", main_process_only=True)
             except HubUnavailableError as error:
                 raise SystemExit(f"error: {error}\nThe local output in {args.output_dir} is "
                                  "complete.") from None
@@ -403,6 +408,11 @@ def _prepare_hub_repo(args: argparse.Namespace) -> None:
         return
     url = prepare_hub_repo(args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
     logger.info(f"Will upload to {url}", main_process_only=True)
+    if getattr(args, "hub_space_id", None):  # a bad Space name or token fails before training too
+        from .space.writer import create_space
+
+        _, url = create_space(args.hub_space_id, args.hub_token, args.hub_private_repo)
+        logger.info(f"Will write the Space {url}", main_process_only=True)
 
 
 def _subdir(out: Path, key: str, is_cycle: bool, names: dict[str, str]) -> Path:

@@ -25,6 +25,7 @@ RUN_ONLY_ARGS = frozenset({
     "output_dir", "max_train_steps", "num_train_epochs", "resume_from_checkpoint",
     "checkpointing_steps", "checkpoints_total_limit", "report_to", "validation_steps",
     "num_validation_images", "push_to_hub", "hub_model_id", "hub_token", "hub_private_repo",
+    "hub_space_id",
     "train_if_hub_unreachable", "keep_best", "overwrite_output_dir",
     "dataset_name", "dataset_config_name", "train_data_dir", "cache_dir",
     "dataloader_num_workers", "max_bad_fraction", "max_image_pixels", "skip_nan_steps", "cpu",
@@ -225,6 +226,10 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
                             "complete either way).")
     group.add_argument("--hub_model_id", default=None,
                        help="Hub repo of --push_to_hub, e.g. user/my-student (default: none).")
+    group.add_argument("--hub_space_id", default=None,
+                       help="With --push_to_hub: also write a Gradio Space there (e.g. "
+                            "user/my-student-demo) showing the model beside its teacher "
+                            "(see `wkd-space`).")
     group.add_argument("--hub_token", default=None,
                        help="A Hub token (default: the one `hf auth login` or HF_TOKEN set, "
                             "which is safer); never written to disk.")
@@ -286,6 +291,8 @@ def check_args(args: argparse.Namespace) -> None:
     resolve_resume_path(args)
     if args.push_to_hub and not args.hub_model_id:
         raise SystemExit("error: --push_to_hub needs --hub_model_id (e.g. user/my-student).")
+    if getattr(args, "hub_space_id", None) and not args.push_to_hub:
+        raise SystemExit("error: --hub_space_id needs --push_to_hub (and --hub_model_id).")
     # An --output_dir in the training folder feeds this run's samples.png to the next run.
     data_dir = os.path.expanduser(args.train_data_dir or args.dataset_name)
     if os.path.isdir(data_dir):  # not a Hub id
