@@ -22,7 +22,10 @@ pytorch-fid's format, plus the raw ``features`` for KID) and reused.
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -101,6 +104,56 @@ def check_fid_available(weights: str | os.PathLike | None = None) -> Path | None
     return path
 
 
+def load_inception_state(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The weights file's state dict, read with ``torch.load(weights_only=True)``: tensors only,
+    so a pickle carrying code is refused and never run (torch-fidelity itself loads with
+    ``weights_only=False``). One-line :class:`InceptionWeightsError` for anything else."""
+    path = Path(path)
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InceptionWeightsError(f"{path} is not a regular file")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except InceptionWeightsError:
+        raise
+    except Exception as error:  # EOFError (empty), RuntimeError (not a torch file), OSError ...
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        code = next((line for line in lines if "GLOBAL" in line), None)
+        if isinstance(error, pickle.UnpicklingError) and code:
+            raise InceptionWeightsError(
+                f"refusing to load {path}: it needs code to load and was not run ({code[:200]}); "
+                f"use {INCEPTION_WEIGHTS_FILE} (pytorch-fid's) or {TORCH_FIDELITY_WEIGHTS_FILE}"
+            ) from None
+        first = next((line for line in lines if line.startswith("Unsupported")),
+                     (lines or [type(error).__name__])[0])
+        raise InceptionWeightsError(
+            f"{path} is not InceptionV3 FID weights ({type(error).__name__}: {first[:200]}); "
+            f"use {INCEPTION_WEIGHTS_FILE}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise InceptionWeightsError(f"{path} is not InceptionV3 FID weights (not a state dict "
+                                    f"of tensors); use {INCEPTION_WEIGHTS_FILE}")
+    return state
+
+
+def _download_inception_state() -> dict[str, Tensor]:
+    """torch-fidelity's download (into the torch hub cache), read weights-only."""
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+    try:
+        return torch.hub.load_state_dict_from_url(URL_INCEPTION_V3, map_location="cpu",
+                                                  progress=False, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise InceptionWeightsError(f"the downloaded InceptionV3 weights are not a plain tensor "
+                                    f"file ({str(error)[:200]})") from None
+
+
+def _as_buffer(state: dict[str, Tensor]) -> io.BytesIO:
+    """A state dict we read weights-only, re-serialised in memory for torch-fidelity's
+    ``torch.load`` (it then reads only what we wrote, never the file on disk)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
 class InceptionFeatures(nn.Module):
     """Images in [-1, 1] (N x 3 x H x W float) -> N x 2048 pool3 features (float64).
 
@@ -113,11 +166,14 @@ class InceptionFeatures(nn.Module):
         extractor_class = _import_extractor()
         path = check_fid_available(weights)
         try:
-            self.extractor = extractor_class(
-                "inception-v3-compat", [str(FEATURE_DIM)],
-                feature_extractor_weights_path=None if path is None else str(path))
+            state = _download_inception_state() if path is None else load_inception_state(path)
         except (OSError, ConnectionError) as error:  # the download failed
+            if isinstance(error, InceptionWeightsError):
+                raise
             raise _missing_weights(f"the download failed: {error}") from None
+        try:
+            self.extractor = extractor_class("inception-v3-compat", [str(FEATURE_DIM)],
+                                             feature_extractor_weights_path=_as_buffer(state))
         except (RuntimeError, KeyError, ValueError) as error:
             first = (str(error).splitlines() or [""])[0]
             raise InceptionWeightsError(

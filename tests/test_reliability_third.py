@@ -1,0 +1,75 @@
+"""Third reliability pass: files from others never run code, nothing of the user's is overwritten
+or followed through a link, and careless inputs end with one clear ``error:`` line (tiny nets,
+32 px; data: ``photo_pairs``)."""
+
+import os
+import sys
+
+import pytest
+import torch
+
+from wkd_hf.errors import WKDError
+
+pytest.importorskip("torch_fidelity")
+sys.path.insert(0, os.path.dirname(__file__))
+from inception_fixtures import save_random_inception_weights  # noqa: E402
+
+
+class Payload:
+    """A pickle that runs code when loaded: it creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def evil_pickle(path, marker):
+    torch.save({"Conv2d_1a_3x3.conv.weight": Payload(marker)}, path)
+    return path
+
+
+# ----------------------------------------------------------------------------- 1, 23: Inception
+def test_inception_weights_with_a_payload_are_refused_and_never_run(tmp_path):
+    from wkd_hf.metrics import fid
+
+    marker = tmp_path / "PAYLOAD_RAN"
+    evil = evil_pickle(tmp_path / "evil.pth", marker)
+    with pytest.raises(fid.InceptionWeightsError, match="refusing to load .*evil.pth"):
+        fid.InceptionFeatures(evil)
+    assert not marker.exists()
+
+
+def test_a_payload_in_the_torch_hub_cache_never_runs(tmp_path, monkeypatch):
+    from wkd_hf.metrics import fid
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    cache = fid.weights_cache_dir()
+    cache.mkdir(parents=True)
+    marker = tmp_path / "PAYLOAD_RAN"
+    evil_pickle(cache / fid.INCEPTION_WEIGHTS_FILE, marker)
+    with pytest.raises(fid.InceptionWeightsError, match="refusing to load"):
+        fid.InceptionFeatures()
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("content", [b"", b"not weights\n", b"PK\x03\x04garbage"],
+                         ids=["empty", "text", "broken-zip"])
+def test_inception_weights_that_are_not_a_torch_file_are_one_clear_line(tmp_path, content):
+    from wkd_hf.metrics import fid
+
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(content)
+    with pytest.raises(fid.InceptionWeightsError, match="bad.pth is not InceptionV3 FID weights"):
+        fid.InceptionFeatures(bad)
+
+
+def test_real_inception_weights_still_load_weights_only(tmp_path):
+    from wkd_hf.metrics import fid
+
+    path = save_random_inception_weights(tmp_path / "random.pth")
+    extractor = fid.InceptionFeatures(path)
+    expected = torch.load(path, weights_only=True)["Conv2d_1a_3x3.conv.weight"]
+    assert torch.equal(extractor.extractor.Conv2d_1a_3x3.conv.weight, expected)
