@@ -73,3 +73,38 @@ def test_real_inception_weights_still_load_weights_only(tmp_path):
     extractor = fid.InceptionFeatures(path)
     expected = torch.load(path, weights_only=True)["Conv2d_1a_3x3.conv.weight"]
     assert torch.equal(extractor.extractor.Conv2d_1a_3x3.conv.weight, expected)
+
+
+# ----------------------------------------------------------------------------- 2, 18: the card
+def write_results(folder):
+    from wkd_hf.hub import write_evaluation_results
+
+    record = {"name": "m", "metrics": {"psnr": 20.0}}
+    return write_evaluation_results(folder, record, dataset_name="d", dataset_type="d",
+                                    dataset_split="test", task_name="t", table="| a |")
+
+
+def test_update_card_never_writes_through_a_symlinked_readme(tmp_path):
+    victim = tmp_path / "victim.md"
+    victim.write_text("IMPORTANT USER DATA\n")
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "README.md").symlink_to(victim)
+    with pytest.raises(WKDError, match="README.md is a symbolic link"):
+        write_results(model)
+    assert victim.read_text() == "IMPORTANT USER DATA\n"
+    assert (model / "README.md").is_symlink()
+
+
+def test_update_card_with_invalid_yaml_is_one_clear_line_and_keeps_the_card(tmp_path):
+    card = tmp_path / "README.md"
+    card.write_text("---\nfoo: [unclosed\n---\n# my card\n")
+    with pytest.raises(WKDError, match="YAML front matter is invalid"):
+        write_results(tmp_path)
+    assert card.read_text() == "---\nfoo: [unclosed\n---\n# my card\n"
+
+
+def test_update_card_writes_the_card_beside_then_renames(tmp_path):
+    path = write_results(tmp_path)
+    assert "## Evaluation (d, split test)" in path.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]  # no temporary left
