@@ -108,3 +108,25 @@ def test_update_card_writes_the_card_beside_then_renames(tmp_path):
     path = write_results(tmp_path)
     assert "## Evaluation (d, split test)" in path.read_text()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]  # no temporary left
+
+
+# ----------------------------------------------------------------------------- 3: the lock
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_a_lock_that_is_not_a_regular_file_is_refused_and_its_target_untouched(tmp_path, kind):
+    from wkd_hf.processes import LOCK_FILE, lock_output_dir, release_output_dirs
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("IMPORTANT USER DATA")
+    out = tmp_path / "out"
+    out.mkdir()
+    if kind == "symlink":
+        (out / LOCK_FILE).symlink_to(victim)
+    else:
+        os.mkfifo(out / LOCK_FILE)
+    try:
+        with pytest.raises(WKDError, match=r"\.wkd_hf\.lock is .*remove it"):
+            lock_output_dir(out)
+    finally:
+        release_output_dirs()
+    assert victim.read_text() == "IMPORTANT USER DATA"
+    assert os.path.lexists(out / LOCK_FILE)
