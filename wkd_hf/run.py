@@ -366,10 +366,17 @@ def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = 
         _check_fresh_output_dir(args)
         if args.push_to_hub:
             _prepare_hub_repo(args)
+        if args.hub_token:
+            logger.warning(TOKEN_WARNING)
     logger.info(accelerator.state, main_process_only=True)
     _session = RunSession(args, accelerator, script,
                           command_line(script, argv, secrets=[args.hub_token]))
     return _session
+
+
+TOKEN_WARNING = ("--hub_token on the command line stays in your shell history, and "
+                 "`accelerate launch` (without --quiet) prints its whole command, token included, "
+                 "when the run fails: log in once with `hf auth login` or set HF_TOKEN instead.")
 
 
 def _check_fresh_output_dir(args: argparse.Namespace) -> None:
