@@ -130,3 +130,39 @@ def test_a_lock_that_is_not_a_regular_file_is_refused_and_its_target_untouched(t
         release_output_dirs()
     assert victim.read_text() == "IMPORTANT USER DATA"
     assert os.path.lexists(out / LOCK_FILE)
+
+
+# ----------------------------------------------------------------------------- 5: translate
+def tiny_generator(seed=0):
+    from wkd_hf.models import ResnetGenerator
+
+    torch.manual_seed(seed)
+    return ResnetGenerator(ngf=4, n_blocks=1).eval()
+
+
+def photo(width=16, height=12, seed=0):
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("where", ["same", "inside", "file-beside"])
+def test_translate_never_overwrites_or_retranslates_its_inputs(tmp_path, capsys, where):
+    from wkd_hf.pipeline import main
+
+    data = tmp_path / "in"
+    data.mkdir()
+    photo().save(data / "a.png")
+    before = (data / "a.png").read_bytes()
+    model = tmp_path / "model"
+    tiny_generator().save_pretrained(model)
+    source, output = {"same": (data, data), "inside": (data, data / "out"),
+                      "file-beside": (data / "a.png", data)}[where]
+    rc = main(["--model", str(model), "--input", str(source), "--output", str(output),
+               "--no_progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and err.startswith("wkd-translate: error:") and "\n" not in err, err
+    assert (data / "a.png").read_bytes() == before
+    assert sorted(p.name for p in data.iterdir()) == ["a.png"]

@@ -494,6 +494,22 @@ def _output_names(files: list[Path], root: Path) -> dict[Path, Path]:
     return names
 
 
+def _check_output_apart(root: Path, output: Path, files: list[Path],
+                        names: dict[Path, Path]) -> None:
+    """Refuse an ``--output`` that is (or lies inside) the ``--input`` folder, or that would
+    replace an input file: the inputs would be overwritten or re-translated on the next run."""
+    root_r, out_r = root.resolve(), output.resolve()
+    if root.is_dir() and (out_r == root_r or root_r in out_r.parents):
+        raise ValueError(f"--output {output} is inside --input {root}: the translations would "
+                         "overwrite the inputs or be translated again on the next run; choose a "
+                         "folder outside --input")
+    inputs = {path.resolve() for path in files}
+    clash = next((path for path in files if (out_r / names[path]).resolve() in inputs), None)
+    if clash is not None:
+        raise ValueError(f"--output {output} would overwrite the input {clash}; choose another "
+                         "folder")
+
+
 def _load_for_cli(args) -> ImageTranslationPipeline:
     from .onnx_export import OnnxGenerator, onnx_pipeline
 
@@ -537,6 +553,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--input {root} holds no files")
         names = _output_names(files, root)
         output = Path(args.output)
+        _check_output_apart(root, output, files, names)
         output.mkdir(parents=True, exist_ok=True)
         pipe = _load_for_cli(args)
         pipe.set_progress_bar_config(disable=True)
