@@ -166,3 +166,50 @@ def test_translate_never_overwrites_or_retranslates_its_inputs(tmp_path, capsys,
     assert rc == 1 and err.startswith("wkd-translate: error:") and "\n" not in err, err
     assert (data / "a.png").read_bytes() == before
     assert sorted(p.name for p in data.iterdir()) == ["a.png"]
+
+
+# ----------------------------------------------------------------------------- 6, 17, 24, 25: ONNX
+def test_a_failed_onnx_check_keeps_the_earlier_export(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from wkd_hf.onnx_export import main
+
+    model = tmp_path / "model"
+    tiny_generator().save_pretrained(model)
+    target = tmp_path / "prec.onnx"
+    target.write_bytes(b"the user's earlier export")
+    rc = main(["--model", str(model), "--output", str(target), "--resolution", "32",
+               "--atol", "0"])
+    assert rc == 1 and "error" in capsys.readouterr().err
+    assert target.read_bytes() == b"the user's earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "prec.onnx"]  # no partial
+
+
+def test_onnx_export_errors_are_short_lines(tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    from wkd_hf.onnx_export import export_onnx, main
+
+    model = tmp_path / "model"
+    tiny_generator().save_pretrained(model)
+    rc = main(["--model", str(model), "--output", str(tmp_path / "a.onnx"), "--resolution",
+               "32", "--opset", "5"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 1 and "\n" not in err and len(err) < 600 and "opset 5" in err, err[:2000]
+    with pytest.raises(ValueError, match="batch_size must be >= 1"):
+        export_onnx(tiny_generator(), tmp_path / "b.onnx", resolution=32, batch_size=0)
+    assert not (tmp_path / "a.onnx").exists() and not (tmp_path / "b.onnx").exists()
+
+
+def test_onnx_metadata_with_size_multiple_zero_is_refused(tmp_path):
+    onnx = pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from wkd_hf.onnx_export import OnnxGenerator, export_onnx
+
+    path = tmp_path / "g.onnx"
+    export_onnx(tiny_generator(), path, resolution=32, check=False)
+    proto = onnx.load(str(path))
+    for entry in proto.metadata_props:
+        if entry.key == "wkd_hf.size_multiple":
+            entry.value = "0"
+    onnx.save(proto, str(path))
+    with pytest.raises(ValueError, match="size_multiple 0"):
+        OnnxGenerator(path)
