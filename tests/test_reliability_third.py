@@ -213,3 +213,70 @@ def test_onnx_metadata_with_size_multiple_zero_is_refused(tmp_path):
     onnx.save(proto, str(path))
     with pytest.raises(ValueError, match="size_multiple 0"):
         OnnxGenerator(path)
+
+
+# ----------------------------------------------------------------------------- 8: wkd-convert
+def test_convert_into_an_existing_model_folder_is_refused_and_keeps_it(tmp_path, caplog):
+    from wkd_hf.conversion import main
+
+    model = tmp_path / "model"
+    tiny_generator().save_pretrained(model)
+    (model / "args.json").write_text('{"resolution": 256}')
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    torch.save(tiny_generator(1).state_dict(), tmp_path / "latest_net_G.pth")
+    assert main(["--checkpoint", str(tmp_path / "latest_net_G.pth"), "--output_dir",
+                 str(model)]) == 1
+    assert "not an empty folder" in caplog.text
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()  # an empty folder is fine, and gets the whole model at once
+    assert main(["--checkpoint", str(tmp_path / "latest_net_G.pth"), "--output_dir",
+                 str(fresh)]) == 0
+    assert sorted(p.name for p in fresh.iterdir()) == ["config.json",
+                                                       "diffusion_pytorch_model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh", "latest_net_G.pth", "model"]
+
+
+# ----------------------------------------------------------------------------- 10, 14, 16: loading
+def test_subfolder_loads_the_subfolders_own_weights(tmp_path):
+    from wkd_hf import load_pretrained_model
+    from wkd_hf.pipeline import ImageTranslationPipeline
+
+    root, best = tiny_generator(0), tiny_generator(1)
+    root.save_pretrained(tmp_path)
+    best.save_pretrained(tmp_path / "best")
+    loaded = load_pretrained_model(tmp_path, subfolder="best")
+    for key, value in best.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    pipe = ImageTranslationPipeline.from_pretrained(tmp_path, subfolder="best")
+    assert torch.equal(pipe.generator.model[1].weight, best.model[1].weight)
+
+
+def test_integer_weights_are_refused_not_loaded_as_zeros(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from wkd_hf import load_pretrained_model
+
+    tiny_generator().save_pretrained(tmp_path)
+    path = tmp_path / "diffusion_pytorch_model.safetensors"
+    save_file({k: (v * 100).to(torch.int8) for k, v in load_file(path).items()}, path)
+    with pytest.raises(ValueError, match="not floating point .*int8|I8"):
+        load_pretrained_model(tmp_path)
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"_class_name": ["ResnetGenerator"]}, "_class_name must be a class name"),
+    ({"ngf": 10**6}, "ngf=1000000; at most 4096"),
+    ({"n_blocks": 10**7}, "n_blocks=10000000"),
+    ({"ngf": 4096, "n_blocks": 576}, "parameters; at most"),
+], ids=["class-list", "ngf", "n_blocks", "parameters"])
+def test_absurd_configs_are_refused_before_allocating(tmp_path, edit, message):
+    import json
+
+    from wkd_hf import load_pretrained_model
+
+    tiny_generator().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, **edit}))
+    with pytest.raises(ValueError, match=message):
+        load_pretrained_model(tmp_path)

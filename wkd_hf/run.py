@@ -38,6 +38,7 @@ from .hub import (
     push_output_dir,
 )
 from .metrics.paired import evaluate_paired
+from .output_folders import begin_export, check_new_run_output, end_export
 from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
 from .script_args import (
     ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
@@ -195,6 +196,7 @@ class RunSession:
                                     "are intact: free some space and resume with "
                                     "--resume_from_checkpoint latest."):
                 generators = {k: acc.unwrap_model(m) for k, m in run.generators.items()}
+                begin_export(out)  # until end_export, loading the folder is refused
                 for key, generator in generators.items():
                     generator.save_pretrained(
                         _subdir(out, key, run.is_cycle, recipes.CYCLE_SUBFOLDERS))
@@ -212,6 +214,7 @@ class RunSession:
                                unwrap=acc.unwrap_model)
                 # last: it describes the weights written above (only the arguments that applied)
                 save_applicable_args(args, run.config, generators["a2b"], out)
+                end_export(out)
             logger.info(f"Wrote {out}", main_process_only=True)
         acc.wait_for_everyone()
         acc.end_training()
@@ -384,7 +387,11 @@ def _check_fresh_output_dir(args: argparse.Namespace) -> None:
     would overwrite some of them and leave ``latest`` pointing at the others: refuse, unless
     ``--overwrite_output_dir`` asks to delete them."""
     old = list_checkpoints(args.output_dir)
-    if args.resume_from_checkpoint or not old:
+    if args.resume_from_checkpoint:
+        return
+    if not old:
+        check_new_run_output(args.output_dir, getattr(args, "teacher_model_name_or_path", None),
+                             getattr(args, "overwrite_output_dir", False))
         return
     names = ", ".join(path.name for path in old)
     if not getattr(args, "overwrite_output_dir", False):
