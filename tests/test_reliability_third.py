@@ -4,6 +4,7 @@ or followed through a link, and careless inputs end with one clear ``error:`` li
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -280,3 +281,81 @@ def test_absurd_configs_are_refused_before_allocating(tmp_path, edit, message):
     (tmp_path / "config.json").write_text(json.dumps({**config, **edit}))
     with pytest.raises(ValueError, match=message):
         load_pretrained_model(tmp_path)
+
+
+# ----------------------------------------------------------------------------- 7, 9, 12, 25: runs
+def distill_argv(teacher, data, out, *extra):
+    return ["--teacher_model_name_or_path", str(teacher), "--train_data_dir", str(data),
+            "--direction", "BtoA", "--output_dir", str(out), "--resolution", "32",
+            "--train_batch_size", "2", "--validation_split", "2", "--num_validation_images", "2",
+            "--validation_steps", "0", "--report_to", "none", "--student_ngf", "4",
+            "--discriminator_ndf", "4", "--wkd_levels", "3", "--seed", "3",
+            "--max_train_steps", "1", "--checkpointing_steps", "0", *extra]
+
+
+def distill(*argv):
+    from conftest import run_script
+    from wkd_hf.processes import release_output_dirs
+
+    try:
+        return run_script("distill", list(argv))
+    finally:
+        release_output_dirs()
+
+
+def snapshot(folder):
+    return {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*")
+            if p.is_file() and p.name != ".wkd_hf.lock"}
+
+
+def test_a_run_never_replaces_its_teacher(tmp_path, photo_pairs, pix2pix_teacher):
+    import shutil
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(pix2pix_teacher, teacher)
+    before = snapshot(teacher)
+    for extra in ([], ["--overwrite_output_dir"]):
+        with pytest.raises(WKDError, match="is the teacher's folder"):
+            distill(*distill_argv(teacher, photo_pairs, teacher, *extra))
+    assert snapshot(teacher) == before
+
+
+def test_a_new_run_into_a_finished_model_needs_overwrite(tmp_path, photo_pairs,
+                                                          pix2pix_teacher):
+    out = tmp_path / "out"
+    distill(*distill_argv(pix2pix_teacher, photo_pairs, out))
+    before = snapshot(out)
+    with pytest.raises(WKDError, match="holds a finished model .*--overwrite_output_dir"):
+        distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--seed", "4"))
+    assert snapshot(out) == before
+    distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--seed", "4",
+                          "--overwrite_output_dir"))
+    assert snapshot(out)[Path("diffusion_pytorch_model.safetensors")] != \
+        before[Path("diffusion_pytorch_model.safetensors")]
+
+
+def test_an_export_stopped_before_its_metadata_is_never_taken_for_a_model(
+        tmp_path, photo_pairs, pix2pix_teacher, monkeypatch):
+    import json
+
+    import wkd_hf.run
+    from wkd_hf import load_pretrained_model
+
+    out = tmp_path / "out"
+    distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--resolution", "64"))
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt("killed after the weights, before args.json")
+
+    monkeypatch.setattr(wkd_hf.run, "save_applicable_args", killed)
+    with pytest.raises(KeyboardInterrupt):
+        distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--overwrite_output_dir",
+                              "--direction", "AtoB"))
+    assert not (out / "args.json").exists()  # the old one (resolution 64, BtoA) is gone
+    with pytest.raises(WKDError, match="unfinished export .*--resume_from_checkpoint latest"):
+        load_pretrained_model(out)
+    monkeypatch.undo()
+    distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--overwrite_output_dir",
+                          "--direction", "AtoB"))
+    assert json.loads((out / "args.json").read_text())["direction"] == "AtoB"
+    load_pretrained_model(out)
