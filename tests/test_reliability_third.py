@@ -359,3 +359,51 @@ def test_an_export_stopped_before_its_metadata_is_never_taken_for_a_model(
                           "--direction", "AtoB"))
     assert json.loads((out / "args.json").read_text())["direction"] == "AtoB"
     load_pretrained_model(out)
+
+
+# ----------------------------------------------------------------------------- 11, 24: pipeline
+def tiny_pipe():
+    from wkd_hf.pipeline import ImageTranslationPipeline
+
+    pipe = ImageTranslationPipeline(tiny_generator())
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def test_uint8_tensors_are_read_as_0_255_like_uint8_arrays():
+    import numpy as np
+
+    array = np.asarray(photo())  # H x W x 3 uint8
+    pipe = tiny_pipe()
+    from_array = pipe(array, output_type="pt").images[0]
+    from_tensor = pipe(torch.from_numpy(array).permute(2, 0, 1), output_type="pt").images[0]
+    assert torch.equal(from_array, from_tensor)
+
+
+@pytest.mark.parametrize("kind", ["float-0-255", "int64-array", "int64-tensor", "minus-one"])
+def test_values_outside_0_1_are_refused_not_clamped(kind):
+    import numpy as np
+
+    array = np.asarray(photo())
+    image = {"float-0-255": array.astype(np.float32),
+             "int64-array": array.astype(np.int64),
+             "int64-tensor": torch.from_numpy(array.astype(np.int64)).permute(2, 0, 1),
+             "minus-one": torch.from_numpy(array).permute(2, 0, 1).float() / 127.5 - 1}[kind]
+    with pytest.raises((ValueError, TypeError), match=r"\[0, 1\]|divide by 255"):
+        tiny_pipe()(image)
+
+
+def test_empty_images_and_dtype_strings(tmp_path):
+    import numpy as np
+
+    from wkd_hf.pipeline import ImageTranslationPipeline
+
+    with pytest.raises(ValueError, match="no pixels"):
+        tiny_pipe()(np.zeros((0, 5, 3), np.uint8))
+    with pytest.raises(ValueError, match="no pixels"):
+        tiny_pipe()(torch.zeros(3, 4, 0))
+    tiny_generator().save_pretrained(tmp_path)
+    pipe = ImageTranslationPipeline.from_pretrained(tmp_path, torch_dtype="bfloat16")
+    assert pipe.generator.dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="torch_dtype must be one of"):
+        ImageTranslationPipeline.from_pretrained(tmp_path, torch_dtype="float8")

@@ -164,6 +164,12 @@ class ImageTranslationPipeline(DiffusionPipeline):
         from .recipes import load_generator
 
         direction = _normalise_direction(direction)
+        if isinstance(torch_dtype, str):  # "float16" / "torch.float16", as diffusers accepts
+            name = torch_dtype.removeprefix("torch.")
+            if name not in DTYPES:
+                raise ValueError(f"torch_dtype must be one of {sorted(DTYPES)} (or torch.float16 "
+                                 f"...); got {torch_dtype!r}")
+            torch_dtype = DTYPES[name]
         path = os.fspath(pretrained_model_name_or_path)
         if not os.path.exists(path):
             path = _download(path, local_files_only)
@@ -361,6 +367,24 @@ def _as_list(images) -> list:
                     f"{type(images).__name__}")
 
 
+_RANGE_HELP = ("cannot translate {}: pass uint8 (0-255), uint16 (0-65535) or float values in "
+               "[0, 1] (e.g. array.astype(np.uint8), or divide by 255)")
+RANGE_TOLERANCE = 0.01  # float inputs a little outside [0, 1] (resampling overshoot) are clamped
+
+
+def _check_values(tensor: torch.Tensor) -> None:
+    """C x H x W floats: refuse an empty image, NaN/Inf, and values far outside [0, 1] (0-255
+    values, or [-1, 1]), which clamping would turn into a white or black image."""
+    if tensor.numel() == 0:
+        raise ValueError(f"an image has no pixels (shape {tuple(tensor.shape)})")
+    low, high = float(tensor.min()), float(tensor.max())
+    if not (np.isfinite(low) and np.isfinite(high)):
+        raise ValueError("an image holds NaN or infinite values")
+    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
+        raise ValueError(f"float image values must lie in [0, 1]; got [{low:g}, {high:g}] (for "
+                         "0-255 values divide by 255 or pass uint8; for [-1, 1], (x + 1) / 2)")
+
+
 def _to_tensor(image, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One image -> (C x H x W float in [0, 1] with the generator's channels, alpha or None)."""
     if isinstance(image, PIL.Image.Image):
@@ -375,9 +399,16 @@ def _to_tensor(image, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | No
             array = array.astype(np.float32) / 255.0
         elif array.dtype == np.uint16:
             array = array.astype(np.float32) / 65535.0
+        elif array.dtype.kind not in "f":
+            raise TypeError(_RANGE_HELP.format(f"a {array.dtype} array"))
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
     elif isinstance(image, torch.Tensor):
-        tensor = image.detach().float().cpu()
+        if image.dtype == torch.uint8:  # torchvision.io.read_image
+            tensor = image.detach().cpu().float() / 255.0
+        elif image.is_floating_point():
+            tensor = image.detach().float().cpu()
+        else:
+            raise TypeError(_RANGE_HELP.format(f"a {image.dtype} tensor"))
         if tensor.ndim == 2:
             tensor = tensor[None]
         if tensor.ndim != 3:
@@ -385,6 +416,7 @@ def _to_tensor(image, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | No
     else:
         raise TypeError(f"cannot translate a {type(image).__name__}; pass PIL images, numpy "
                         "arrays or tensors")
+    _check_values(tensor)
     channels = tensor.shape[0]
     if channels not in (1, 2, 3, 4):
         raise ValueError(f"an image must have 1-4 channels (L, LA, RGB, RGBA); got {channels}")
