@@ -407,3 +407,23 @@ def test_empty_images_and_dtype_strings(tmp_path):
     assert pipe.generator.dtype == torch.bfloat16
     with pytest.raises(ValueError, match="torch_dtype must be one of"):
         ImageTranslationPipeline.from_pretrained(tmp_path, torch_dtype="float8")
+
+
+# ----------------------------------------------------------------------------- 13: FID statistics
+def test_nan_real_statistics_are_refused_and_json_stays_valid(tmp_path):
+    import json
+
+    import numpy as np
+
+    from wkd_hf.metrics import fid
+    from wkd_hf.safe_files import finite_or_null
+
+    path = tmp_path / "real.npz"
+    np.savez(path, mu=np.full(4, np.nan), sigma=np.eye(4))
+    with pytest.raises(ValueError, match="mu hold NaN"):
+        fid.load_statistics(path)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fid.frechet_distance(np.zeros(2), np.eye(2), np.full(2, np.nan), np.eye(2))
+    text = json.dumps(finite_or_null({"psnr": float("inf"), "fid": [float("nan"), 1.5]}),
+                      allow_nan=False)
+    assert json.loads(text) == {"psnr": None, "fid": [None, 1.5]}

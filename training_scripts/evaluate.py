@@ -386,10 +386,12 @@ def results_table(records: list[dict]) -> str:
 
 def write_reports(args, records, settings, figure_panels) -> None:
     from wkd_hf.metrics.bands import band_table, plot_band_fidelity
+    from wkd_hf.safe_files import finite_or_null, write_text_beside
 
     out = Path(args.output_dir)
-    (out / "results.json").write_text(json.dumps({"settings": settings, "models": records},
-                                                 indent=2, default=str))
+    write_text_beside(out / "results.json", json.dumps(
+        finite_or_null({"settings": settings, "models": records}), indent=2, default=str,
+        allow_nan=False))  # valid JSON: a NaN / infinite score is written as null
     lines = [f"# Evaluation: {settings['dataset']} ({settings['direction']}), split "
              f"{settings['split']}, {settings['resolution']}x{settings['resolution']}", "",
              f"{settings['num_images']} input images ({settings['layout']} data); "

@@ -4,6 +4,7 @@ that never leave a half-written file (write beside, then rename)."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import stat
 import tempfile
@@ -63,3 +64,15 @@ def write_text_beside(path: str | os.PathLike, text: str, what: str = "file") ->
     with write_beside(path, what) as temporary:
         temporary.write_text(text, encoding="utf-8")
     return Path(path)
+
+
+def finite_or_null(value):
+    """``value`` (nested dicts / lists) with NaN and infinite floats replaced by None, so that
+    ``json.dumps(..., allow_nan=False)`` writes valid JSON (``NaN`` / ``Infinity`` are not)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value

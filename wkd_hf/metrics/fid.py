@@ -225,6 +225,8 @@ def frechet_distance(mu1: Tensor | np.ndarray, sigma1: Tensor | np.ndarray,
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
         raise ValueError(f"Statistics do not match: mu {tuple(mu1.shape)} / {tuple(mu2.shape)}, "
                          f"sigma {tuple(s1.shape)} / {tuple(s2.shape)}.")
+    if not all(torch.isfinite(t).all() for t in (mu1, mu2, s1, s2)):
+        raise ValueError("FID statistics hold NaN or infinite values.")
     s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2
     values, vectors = torch.linalg.eigh(s1)
     root1 = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
@@ -293,6 +295,10 @@ def load_statistics(path: str | os.PathLike) -> dict[str, Tensor]:
     if out["mu"].dim() != 1 or out["sigma"].shape != (len(out["mu"]),) * 2:
         raise ValueError(f"{path}: mu {tuple(out['mu'].shape)} and sigma "
                          f"{tuple(out['sigma'].shape)} do not fit together.")
+    bad = [key for key, value in out.items() if not torch.isfinite(value).all()]
+    if bad:
+        raise ValueError(f"{path}: {', '.join(bad)} hold NaN or infinite values; compute the "
+                         "real statistics again.")
     return out
 
 
