@@ -427,3 +427,66 @@ def test_nan_real_statistics_are_refused_and_json_stays_valid(tmp_path):
     text = json.dumps(finite_or_null({"psnr": float("inf"), "fid": [float("nan"), 1.5]}),
                       allow_nan=False)
     assert json.loads(text) == {"psnr": None, "fid": [None, 1.5]}
+
+
+# ----------------------------------------------------------------------------- 15, 20, 25: resume
+@pytest.fixture(scope="module")
+def checkpointed_run(tmp_path_factory, photo_pairs, pix2pix_teacher):
+    out = tmp_path_factory.mktemp("third") / "run"
+    distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--max_train_steps", "2",
+                          "--checkpointing_steps", "2"))
+    return out
+
+
+def resume_copy(tmp_path, run, edit):
+    import shutil
+
+    out = tmp_path / "run"
+    shutil.copytree(run, out)
+    edit(out / "checkpoint-2")
+    return out
+
+
+def test_a_fifo_in_a_checkpoint_is_refused_not_opened(tmp_path, checkpointed_run, photo_pairs,
+                                                      pix2pix_teacher):
+    out = resume_copy(tmp_path, checkpointed_run, lambda c: os.mkfifo(c / "optimizer_2.bin"))
+    with pytest.raises(WKDError, match="optimizer_2.bin is not a regular file"):
+        distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--max_train_steps", "3",
+                              "--resume_from_checkpoint", "latest"))
+
+
+def _write(name, text):
+    return lambda folder: (folder / name).write_text(text)
+
+
+def _drop_schedulers(folder):
+    import json
+
+    state = json.loads((folder / "training_state.json").read_text())
+    del state["schedulers"]
+    (folder / "training_state.json").write_text(json.dumps(state))
+
+
+def _edit_ngf(folder):
+    import json
+
+    saved = json.loads((folder / "args.json").read_text())
+    (folder / "args.json").write_text(json.dumps({**saved, "student_ngf": 8}))
+
+
+@pytest.mark.parametrize("edit, extra, message", [
+    (_drop_schedulers, [], "lacks its 'loop' or 'schedulers'"),
+    (_write("training_state.json", "[1, 2]"), [], "training_state.json holds a JSON list"),
+    (_write("args.json", "[1, 2]"), [], "args.json holds a JSON list"),
+    (_write("args.json", "{not json"), [], "args.json is not valid JSON"),
+    (_edit_ngf, ["--student_ngf", "8"], "does not fit this run's models .*size mismatch"),
+], ids=["no-schedulers", "state-list", "args-list", "args-not-json", "edited-ngf"])
+def test_hand_edited_checkpoints_are_one_clear_line(tmp_path, checkpointed_run, photo_pairs,
+                                                    pix2pix_teacher, edit, extra, message):
+    out = resume_copy(tmp_path, checkpointed_run, edit)
+    argv = distill_argv(pix2pix_teacher, photo_pairs, out, "--max_train_steps", "3",
+                        "--resume_from_checkpoint", "latest")
+    if extra:
+        argv[argv.index("--student_ngf") + 1] = extra[1]
+    with pytest.raises(WKDError, match=message):
+        distill(*argv)

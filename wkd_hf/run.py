@@ -159,7 +159,13 @@ class RunSession:
         if path is None:
             return
         check_resumable(path, self.args)  # before accelerate opens any of its pickles
-        self.accelerator.load_state(str(path))
+        try:
+            self.accelerator.load_state(str(path))
+        except (RuntimeError, KeyError, ValueError) as error:  # e.g. an edited args.json
+            first = (str(error).strip().splitlines() or [type(error).__name__])[-1].strip()
+            raise WKDError(f"{path} does not fit this run's models ({first[:200]}): was its "
+                           "args.json edited? Resume with the settings it was written with, or "
+                           "start a new --output_dir.") from None
         load_run_state(path, self.accelerator, self.state, schedulers, pools)
         if self.state.global_step != checkpoint_step(path):
             raise WKDError(f"{path} holds step {self.state.global_step}, not "
