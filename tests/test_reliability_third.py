@@ -490,3 +490,13 @@ def test_hand_edited_checkpoints_are_one_clear_line(tmp_path, checkpointed_run, 
         argv[argv.index("--student_ngf") + 1] = extra[1]
     with pytest.raises(WKDError, match=message):
         distill(*argv)
+
+
+# ----------------------------------------------------------------------------- 19: wkd-profile
+def test_profile_at_a_resolution_beyond_memory_is_one_clear_line(tmp_path):
+    from wkd_hf.metrics.efficiency import main
+
+    tiny_generator().save_pretrained(tmp_path / "g")
+    with pytest.raises(SystemExit, match=r"wkd-profile: error: --resolution 1000000 needs more "
+                                         r"memory"):  # a 12 TB input: refused on any machine
+        main(["--model", str(tmp_path / "g"), "--resolution", "1000000", "--no_latency"])

@@ -611,10 +611,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _loaded_models([args.model, *args.compare], args)
     timing = {"num_threads": args.num_threads, "warmup": args.warmup, "repeats": args.repeats,
               "batch_size": args.batch_size, "device": args.device}
-    if args.no_latency:
-        profiles = profile_models(models, args.resolution, latency=False)
-    else:
-        profiles = profile_models(models, args.resolution, **timing)
+    try:
+        if args.no_latency:
+            profiles = profile_models(models, args.resolution, latency=False)
+        else:
+            profiles = profile_models(models, args.resolution, **timing)
+    except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
+        message = str(err)
+        if not isinstance(err, (MemoryError, torch.OutOfMemoryError)) and \
+                "alloc" not in message.lower():
+            raise
+        first = (message.strip().splitlines() or [type(err).__name__])[0][:200]
+        _fail(f"--resolution {args.resolution} needs more memory than {args.device} has "
+              f"({first}); use a smaller --resolution or --batch_size")
     report = _report(profiles, args)
     print(_header(profiles, args))
     print(format_profiles(profiles))
