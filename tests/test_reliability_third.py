@@ -500,3 +500,20 @@ def test_profile_at_a_resolution_beyond_memory_is_one_clear_line(tmp_path):
     with pytest.raises(SystemExit, match=r"wkd-profile: error: --resolution 1000000 needs more "
                                          r"memory"):  # a 12 TB input: refused on any machine
         main(["--model", str(tmp_path / "g"), "--resolution", "1000000", "--no_latency"])
+
+
+# ----------------------------------------------------------------------------- 21: SIGTERM twice
+def test_a_second_sigterm_does_not_interrupt_the_clean_stop():
+    import signal
+
+    from wkd_hf.processes import stop_with_launcher
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        stop_with_launcher()
+        with pytest.raises(KeyboardInterrupt, match="SIGTERM"):
+            os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), signal.SIGTERM)  # while stopping: ignored, no second interrupt
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGTERM, previous)

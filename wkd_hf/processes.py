@@ -113,4 +113,7 @@ def stop_with_launcher() -> None:
 
 
 def _interrupt(signum, frame) -> None:
+    # One stop is enough: a second SIGTERM (the launcher's, after the parent-death signal) would
+    # interrupt the clean stop itself and end in a raw traceback. SIGKILL still ends a stuck run.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
