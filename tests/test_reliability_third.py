@@ -517,3 +517,13 @@ def test_a_second_sigterm_does_not_interrupt_the_clean_stop():
         assert signal.getsignal(signal.SIGTERM) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+# ----------------------------------------------------------------------------- 25: --keep_best
+def test_keep_best_that_the_run_cannot_give_is_refused_before_training(tmp_path, photo_pairs,
+                                                                       pix2pix_teacher):
+    out = tmp_path / "out"
+    with pytest.raises(WKDError, match="--keep_best teacher_l1: .*paired data: psnr.*before "
+                                       "training"):
+        distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--keep_best", "teacher_l1"))
+    assert not (out / "config.json").exists()

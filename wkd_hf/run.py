@@ -145,6 +145,7 @@ class RunSession:
         batch = recipes.first_batch(data.validation_loader)  # before resuming: it draws RNG
         self.validation_batch = recipes.move_batch(batch, acc.device) if batch else None
         self.validation_loader = data.validation_loader
+        check_keep_best(args, self.validation_batch, self.distiller)
         self._resume(schedulers, pools)
         acc.init_trackers(Path(self.script).stem, config=_tracker_config(args))
         modules = [*run.generators.values(), *run.discriminators.values(), *run.adapters.values()]
@@ -287,6 +288,27 @@ def validation_scores(distiller: nn.Module, batches, accelerator: Accelerator
         student.train(was_training)
     return {"teacher_l1": l1_sum / count,
             **{f"teacher_band_{k}": v for k, v in bands.compute().items()}}
+
+
+def check_keep_best(args: argparse.Namespace, batch: dict | None, distiller: nn.Module) -> None:
+    """Before training: ``--keep_best`` must name a metric this run's validation gives (paired
+    data: psnr, ssim, l1, band_*; unpaired data with a teacher: teacher_*)."""
+    metric = getattr(args, "keep_best", None)
+    if not metric:
+        return
+    has_teacher = getattr(distiller, "teachers", None) is not None or \
+        getattr(distiller, "teacher", None) is not None
+    if batch is None:
+        given = "no validation split"
+    elif "target" in batch and "source" in batch:
+        given = "paired data: psnr, ssim, l1, band_LL/LH/HL/HH"
+    else:
+        given = "unpaired data " + ("with a teacher: teacher_l1, teacher_band_*" if has_teacher
+                                    else "without a teacher: none")
+    fits = batch is not None and (metric.startswith("teacher_") != given.startswith("paired"))
+    if not fits or (given.startswith("unpaired") and not has_teacher):
+        raise WKDError(f"--keep_best {metric}: this run's validation cannot give it ({given}); "
+                       "checked before training: pick one it gives, or drop --keep_best.")
 
 
 def keep_best_generator(args: argparse.Namespace, distiller: nn.Module, scores: dict[str, float],
