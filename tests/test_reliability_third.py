@@ -527,3 +527,34 @@ def test_keep_best_that_the_run_cannot_give_is_refused_before_training(tmp_path,
                                        "training"):
         distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--keep_best", "teacher_l1"))
     assert not (out / "config.json").exists()
+
+
+# ----------------------------------------------------------------------------- 22: the other rank
+def test_a_rank_whose_peer_stopped_prints_one_line(monkeypatch, capsys):
+    """Rank 1 of two, when rank 0 stopped on bad data: gloo's error, as torch raises it."""
+    import torch.distributed as dist
+
+    from wkd_hf.run import run_cli
+
+    monkeypatch.setattr(dist, "is_initialized", lambda: True)
+    monkeypatch.setattr(dist, "get_world_size", lambda *a: 2)
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.delenv("WKD_HF_TRACEBACK", raising=False)
+
+    def main(args):
+        raise RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection "
+                           "closed by peer [127.0.0.1]:29500")
+
+    import signal
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        assert run_cli(main, lambda: None) == 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: process 1 stopped because another process of this run ended: its "
+                   "error line is above.")
+    monkeypatch.setattr(dist, "get_world_size", lambda *a: 1)  # one process: not ours to hide
+    with pytest.raises(RuntimeError, match="Connection closed"):
+        run_cli(main, lambda: None)
+    signal.signal(signal.SIGTERM, previous)

@@ -353,6 +353,18 @@ USER_ERRORS = (ValueError, OSError, WKDError, NonFiniteLossError, TooManyBadImag
 _session: RunSession | None = None  # the run in progress, for run_cli's "stopped at step N"
 
 
+PEER_GONE_SIGNS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+
+
+def peer_gone(error: BaseException) -> bool:
+    """True when a collective failed because another rank exited (its own error said why)."""
+    import torch.distributed as dist
+
+    distributed = isinstance(error, getattr(dist, "DistError", ())) or "gloo" in str(error)
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 and (
+        distributed or any(sign in str(error) for sign in PEER_GONE_SIGNS))
+
+
 def run_cli(main: Callable[[argparse.Namespace], None],
             parse_args: Callable[[], argparse.Namespace]) -> int:
     """Run a script's ``main``: a mistake in the inputs (bad data, teacher, path, Hub access, a
@@ -372,6 +384,12 @@ def run_cli(main: Callable[[argparse.Namespace], None],
         if os.environ.get("WKD_HF_TRACEBACK"):
             raise
         print(f"error: {error}\n(set WKD_HF_TRACEBACK=1 to see the traceback)", file=sys.stderr)
+        return 1
+    except RuntimeError as error:  # torch.distributed's DistError and gloo's errors among them
+        if os.environ.get("WKD_HF_TRACEBACK") or not peer_gone(error):
+            raise
+        print(f"error: process {os.environ.get('RANK', '?')} stopped because another process of "
+              "this run ended: its error line is above.", file=sys.stderr)
         return 1
     finally:
         release_output_dirs()
