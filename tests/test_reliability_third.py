@@ -558,3 +558,64 @@ def test_a_rank_whose_peer_stopped_prints_one_line(monkeypatch, capsys):
     with pytest.raises(RuntimeError, match="Connection closed"):
         run_cli(main, lambda: None)
     signal.signal(signal.SIGTERM, previous)
+
+
+# ----------------------------------------------------------------------------- second probe
+def test_real_statistics_never_go_through_a_link_or_block_on_a_fifo(tmp_path):
+    from wkd_hf.metrics.fid import load_statistics, save_statistics
+
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"KEEP")
+    (tmp_path / "link.npz").symlink_to(victim)
+    with pytest.raises(WKDError, match="symbolic link"):
+        save_statistics(tmp_path / "link.npz", torch.randn(4, 3))
+    assert victim.read_bytes() == b"KEEP"
+    os.mkfifo(tmp_path / "fifo.npz")  # opening it for writing would block: it is replaced
+    save_statistics(tmp_path / "fifo.npz", torch.randn(4, 3))
+    assert load_statistics(tmp_path / "fifo.npz")["mu"].shape == (3,)
+
+
+def test_translate_replaces_a_link_in_output_instead_of_writing_through_it(tmp_path, capsys):
+    from wkd_hf.pipeline import main
+
+    (tmp_path / "in").mkdir()
+    photo().save(tmp_path / "in" / "a.png")
+    tiny_generator().save_pretrained(tmp_path / "model")
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"KEEP")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "a.png").symlink_to(victim)
+    assert main(["--model", str(tmp_path / "model"), "--input", str(tmp_path / "in"),
+                 "--output", str(tmp_path / "out"), "--no_progress"]) == 0
+    assert victim.read_bytes() == b"KEEP"
+    assert not (tmp_path / "out" / "a.png").is_symlink()
+
+
+@pytest.mark.parametrize("kind", ["symlink", "fifo"])
+def test_profile_json_never_goes_through_a_link_or_fifo(tmp_path, kind):
+    from wkd_hf.metrics.efficiency import main
+
+    tiny_generator().save_pretrained(tmp_path / "g")
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"KEEP")
+    report = tmp_path / "r.json"
+    report.symlink_to(victim) if kind == "symlink" else os.mkfifo(report)
+    with pytest.raises(SystemExit, match="is a link or not a regular file"):
+        main(["--model", str(tmp_path / "g"), "--resolution", "16", "--no_latency", "--json",
+              str(report)])
+    assert victim.read_bytes() == b"KEEP"
+
+
+def test_the_final_export_never_writes_through_a_symlinked_model_file(tmp_path):
+    from wkd_hf.output_folders import begin_export
+
+    victim = tmp_path / "victim"
+    victim.write_text("KEEP")
+    out = tmp_path / "out"
+    (out / "discriminator").mkdir(parents=True)
+    (out / "config.json").symlink_to(victim)
+    (out / "discriminator" / "config.json").symlink_to(victim)
+    begin_export(out)
+    tiny_generator().save_pretrained(out)
+    tiny_generator().save_pretrained(out / "discriminator")
+    assert victim.read_text() == "KEEP"

@@ -173,7 +173,10 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
                 shapes.append((1, in_channels, side + multiple,
                                _fits(side * 3 // 2, multiple, minimum)))
             stats: dict = {}
-            report.max_abs_diff = check_parity(net, partial, shapes, atol, stats)
+            try:
+                report.max_abs_diff = check_parity(net, partial, shapes, atol, stats)
+            except OnnxParityError as error:  # name the file the user asked for
+                raise OnnxParityError(str(error).replace(str(partial), str(path))) from None
             report.max_abs_diff_fp32 = stats["fp32"]
             report.checked_shapes = shapes
     return report

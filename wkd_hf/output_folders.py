@@ -14,6 +14,7 @@ from .errors import WKDError
 
 INCOMPLETE_MARKER = ".wkd_hf.export_incomplete"
 EXPORT_METADATA = ("args.json", "README.md", "wkd_config.json")
+MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "best_metric.json")
 
 
 def finished_model_files(folder: str | os.PathLike) -> list[str]:
@@ -50,6 +51,17 @@ def begin_export(out: Path) -> None:
         path = out / name
         if path.is_symlink() or path.is_file():
             path.unlink()
+    drop_links(out)
+
+
+def drop_links(folder: Path) -> None:
+    """Remove links where ``save_pretrained`` will write (``folder`` and its subfolders, the
+    checkpoints aside): it opens its files for writing and would follow them."""
+    for sub in [folder, *(p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()
+                          and not p.name.startswith("checkpoint-"))]:
+        for name in MODEL_FILES:
+            if (sub / name).is_symlink():
+                (sub / name).unlink()
 
 
 def end_export(out: Path) -> None:

@@ -571,6 +571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tqdm.auto import tqdm
 
+    from .safe_files import write_beside
+
     args = _translate_args(argv)
     try:
         if args.batch_size < 1:
@@ -607,7 +609,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for path, image in zip(chunk, results):
                     target = output / names[path]
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    image.save(target)
+                    with write_beside(target, replace_link=True) as partial:  # a link is
+                        image.save(partial, format="PNG")  # replaced, never written through
                 done += len(images)
             bar.update(len(files[start:start + args.batch_size]))
         bar.close()

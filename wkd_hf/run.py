@@ -38,7 +38,7 @@ from .hub import (
     push_output_dir,
 )
 from .metrics.paired import evaluate_paired
-from .output_folders import begin_export, check_new_run_output, end_export
+from .output_folders import begin_export, check_new_run_output, drop_links, end_export
 from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
 from .script_args import (
     ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
@@ -340,6 +340,8 @@ def keep_best_generator(args: argparse.Namespace, distiller: nn.Module, scores: 
     students = getattr(distiller, "students", None)
     generator = accelerator.unwrap_model(students["a2b"] if students is not None
                                          else distiller.student)
+    folder.mkdir(parents=True, exist_ok=True)
+    drop_links(folder)  # save_pretrained would write through a link
     generator.save_pretrained(folder)
     record.write_text(json.dumps({"metric": metric, "value": value, "step": step,
                                   "higher_is_better": higher, "split": "validation",

@@ -44,10 +44,11 @@ def check_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
 
 
 @contextlib.contextmanager
-def write_beside(path: str | os.PathLike, what: str = "file"):
+def write_beside(path: str | os.PathLike, what: str = "file", replace_link: bool = False):
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` (a link at
-    ``path`` is refused, never followed); on error it is removed and ``path`` is untouched."""
-    path = refuse_link(path, what)
+    ``path`` is refused, or with ``replace_link`` replaced itself: never followed); on error it
+    is removed and ``path`` is untouched."""
+    path = Path(path) if replace_link else refuse_link(path, what)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
                                          dir=path.parent)
     os.close(handle)

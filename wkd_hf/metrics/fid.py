@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WKDError
+from ..safe_files import write_beside
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid / GAN Compression
 TORCH_FIDELITY_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # same network
@@ -274,8 +275,9 @@ def save_statistics(path: str | os.PathLike, features: Tensor,
     arrays = {"mu": mu.numpy(), "sigma": sigma.numpy(),
               "features": torch.as_tensor(features).float().numpy()}
     arrays.update({k: np.asarray(v) for k, v in (extra or {}).items()})
-    with open(path, "wb") as handle:  # np.savez would append .npz to another suffix
-        np.savez(handle, **arrays)
+    with write_beside(path, "real statistics") as partial:  # never through a link or FIFO
+        with open(partial, "wb") as handle:  # np.savez would append .npz to another suffix
+            np.savez(handle, **arrays)
     return mu, sigma
 
 
