@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
+from .input_checks import DTYPES, RANGE_HELP, check_output_apart, check_values, parse_dtype
+
 PIPELINE_FILE = "wkd_pipeline.py"  # the shim DiffusionPipeline.from_pretrained imports
 SIZE_MODES = ("pad", "resize")
 OUTPUT_TYPES = ("pil", "np", "pt")
@@ -164,12 +166,7 @@ class ImageTranslationPipeline(DiffusionPipeline):
         from .recipes import load_generator
 
         direction = _normalise_direction(direction)
-        if isinstance(torch_dtype, str):  # "float16" / "torch.float16", as diffusers accepts
-            name = torch_dtype.removeprefix("torch.")
-            if name not in DTYPES:
-                raise ValueError(f"torch_dtype must be one of {sorted(DTYPES)} (or torch.float16 "
-                                 f"...); got {torch_dtype!r}")
-            torch_dtype = DTYPES[name]
+        torch_dtype = parse_dtype(torch_dtype)  # also "float16", as diffusers accepts
         path = os.fspath(pretrained_model_name_or_path)
         if not os.path.exists(path):
             path = _download(path, local_files_only)
@@ -367,24 +364,6 @@ def _as_list(images) -> list:
                     f"{type(images).__name__}")
 
 
-_RANGE_HELP = ("cannot translate {}: pass uint8 (0-255), uint16 (0-65535) or float values in "
-               "[0, 1] (e.g. array.astype(np.uint8), or divide by 255)")
-RANGE_TOLERANCE = 0.01  # float inputs a little outside [0, 1] (resampling overshoot) are clamped
-
-
-def _check_values(tensor: torch.Tensor) -> None:
-    """C x H x W floats: refuse an empty image, NaN/Inf, and values far outside [0, 1] (0-255
-    values, or [-1, 1]), which clamping would turn into a white or black image."""
-    if tensor.numel() == 0:
-        raise ValueError(f"an image has no pixels (shape {tuple(tensor.shape)})")
-    low, high = float(tensor.min()), float(tensor.max())
-    if not (np.isfinite(low) and np.isfinite(high)):
-        raise ValueError("an image holds NaN or infinite values")
-    if low < -RANGE_TOLERANCE or high > 1 + RANGE_TOLERANCE:
-        raise ValueError(f"float image values must lie in [0, 1]; got [{low:g}, {high:g}] (for "
-                         "0-255 values divide by 255 or pass uint8; for [-1, 1], (x + 1) / 2)")
-
-
 def _to_tensor(image, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One image -> (C x H x W float in [0, 1] with the generator's channels, alpha or None)."""
     if isinstance(image, PIL.Image.Image):
@@ -400,7 +379,7 @@ def _to_tensor(image, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | No
         elif array.dtype == np.uint16:
             array = array.astype(np.float32) / 65535.0
         elif array.dtype.kind not in "f":
-            raise TypeError(_RANGE_HELP.format(f"a {array.dtype} array"))
+            raise TypeError(RANGE_HELP.format(f"a {array.dtype} array"))
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
     elif isinstance(image, torch.Tensor):
         if image.dtype == torch.uint8:  # torchvision.io.read_image
@@ -408,7 +387,7 @@ def _to_tensor(image, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | No
         elif image.is_floating_point():
             tensor = image.detach().float().cpu()
         else:
-            raise TypeError(_RANGE_HELP.format(f"a {image.dtype} tensor"))
+            raise TypeError(RANGE_HELP.format(f"a {image.dtype} tensor"))
         if tensor.ndim == 2:
             tensor = tensor[None]
         if tensor.ndim != 3:
@@ -416,7 +395,7 @@ def _to_tensor(image, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | No
     else:
         raise TypeError(f"cannot translate a {type(image).__name__}; pass PIL images, numpy "
                         "arrays or tensors")
-    _check_values(tensor)
+    check_values(tensor)
     channels = tensor.shape[0]
     if channels not in (1, 2, 3, 4):
         raise ValueError(f"an image must have 1-4 channels (L, LA, RGB, RGBA); got {channels}")
@@ -470,7 +449,6 @@ def _to_pil(image: torch.Tensor, alpha: torch.Tensor | None) -> PIL.Image.Image:
 # ----------------------------------------------------------------------------- wkd-translate
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def _translate_args(argv: Sequence[str] | None):
@@ -526,22 +504,6 @@ def _output_names(files: list[Path], root: Path) -> dict[Path, Path]:
     return names
 
 
-def _check_output_apart(root: Path, output: Path, files: list[Path],
-                        names: dict[Path, Path]) -> None:
-    """Refuse an ``--output`` that is (or lies inside) the ``--input`` folder, or that would
-    replace an input file: the inputs would be overwritten or re-translated on the next run."""
-    root_r, out_r = root.resolve(), output.resolve()
-    if root.is_dir() and (out_r == root_r or root_r in out_r.parents):
-        raise ValueError(f"--output {output} is inside --input {root}: the translations would "
-                         "overwrite the inputs or be translated again on the next run; choose a "
-                         "folder outside --input")
-    inputs = {path.resolve() for path in files}
-    clash = next((path for path in files if (out_r / names[path]).resolve() in inputs), None)
-    if clash is not None:
-        raise ValueError(f"--output {output} would overwrite the input {clash}; choose another "
-                         "folder")
-
-
 def _load_for_cli(args) -> ImageTranslationPipeline:
     from .onnx_export import OnnxGenerator, onnx_pipeline
 
@@ -587,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--input {root} holds no files")
         names = _output_names(files, root)
         output = Path(args.output)
-        _check_output_apart(root, output, files, names)
+        check_output_apart(root, output, files, names)
         output.mkdir(parents=True, exist_ok=True)
         pipe = _load_for_cli(args)
         pipe.set_progress_bar_config(disable=True)

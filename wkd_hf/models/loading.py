@@ -195,8 +195,8 @@ def read_model_config(
 
 def check_config_bounds(cls, config: dict, where: str) -> None:
     """Refuse a ``config.json`` asking for an absurd network before anything is allocated: each
-    size within ``SIZE_LIMITS`` (far above the reference recipes' values), then the parameter count of
-    the network built on the meta device (no memory) within ``MAX_PARAMETERS``."""
+    size within ``SIZE_LIMITS`` (far above the reference recipes' values), then the parameter
+    count of the network built on the meta device (no memory) within ``MAX_PARAMETERS``."""
     import torch
 
     for key, limit in SIZE_LIMITS.items():
