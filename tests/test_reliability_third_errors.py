@@ -65,7 +65,7 @@ def test_absurd_configs_are_refused_before_allocating(tmp_path, edit, message):
 def test_uint8_tensors_are_read_as_0_255_like_uint8_arrays():
     import numpy as np
 
-    array = np.asarray(photo())  # H x W x 3 uint8
+    array = np.array(photo())  # H x W x 3 uint8
     pipe = tiny_pipe()
     from_array = pipe(array, output_type="pt").images[0]
     from_tensor = pipe(torch.from_numpy(array).permute(2, 0, 1), output_type="pt").images[0]
