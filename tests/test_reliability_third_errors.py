@@ -250,3 +250,31 @@ def test_a_rank_whose_peer_stopped_prints_one_line(monkeypatch, capsys):
     with pytest.raises(RuntimeError, match="Connection closed"):
         run_cli(main, lambda: None)
     signal.signal(signal.SIGTERM, previous)
+
+
+def test_two_processes_with_bad_images_end_with_error_lines_not_tracebacks(
+        tmp_path, photo_pairs, pix2pix_teacher):
+    """Item 22 for real: two gloo ranks, 8 of 20 files truncated. The rank that counts them
+    prints the clear line; its peer, whose collective loses the connection, prints one line."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "data"
+    data.mkdir()
+    for i, path in enumerate(sorted(p for p in photo_pairs.rglob("*") if p.is_file()) * 2):
+        payload = path.read_bytes()
+        (data / f"{i:02d}{path.suffix}").write_bytes(payload[:300] if i < 8 else payload)
+    argv = distill_argv(pix2pix_teacher, data, tmp_path / "out")
+    argv[argv.index("--max_train_steps") + 1] = "40"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+               "--dynamo_backend", "no", "--quiet", "training_scripts/distill.py", *argv]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "PYTHONWARNINGS": "ignore"}
+    env.pop("WKD_HF_TRACEBACK", None)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=400,
+                            cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert result.returncode != 0
+    assert "images could not be decoded" in result.stderr, result.stderr[-3000:]
+    assert "Traceback (most recent call last)" not in result.stderr, result.stderr[-3000:]
+    assert "Connection closed by peer" not in result.stderr
