@@ -402,7 +402,7 @@ def write_reports(args, records, settings, figure_panels) -> None:
         lines += [f"## Wavelet bands: {panel}", "", band_table(values, bands), ""]
     lines += [f"Latency: median CPU forward at batch 1, {settings['latency_threads']} thread(s). "
               "MACs: torch FlopCounterMode / 2.", "", "```bash", settings["command"], "```", ""]
-    (out / "results.md").write_text("\n".join(lines))
+    write_text_beside(out / "results.md", "\n".join(lines))
     if figure_panels:
         try:
             plot_band_fidelity(figure_panels, str(out / "bands.png"),
