@@ -18,6 +18,7 @@ import torch
 from accelerate import Accelerator
 
 from conftest import ROOT, load_script, run_script
+from wkd_hf import load_pretrained_model
 from wkd_hf.checkpointing import load_run_state, save_run_state
 from wkd_hf.distillation import ImagePool
 from wkd_hf.errors import WKDError
@@ -127,8 +128,9 @@ def test_disk_full_during_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypa
 
 def test_disk_full_during_the_final_save_is_one_line_and_args_json_stays(
         tmp_path, photo_pairs, pix2pix_teacher, monkeypatch):
-    """Items 5 and 8: a second run over a finished folder dies on a full disk at export: the
-    folder's args.json still describes the first run's weights; each checkpoint has its own."""
+    """Items 5 and 8: a second run over a finished folder (--overwrite_output_dir) dies on a full
+    disk at export: the folder is marked incomplete (no args.json describing other weights, and
+    loading it is refused); each checkpoint has its own args.json."""
     import safetensors.torch
     from safetensors import SafetensorError
 
@@ -145,8 +147,10 @@ def test_disk_full_during_the_final_save_is_one_line_and_args_json_stays(
     with pytest.raises(WKDError, match=r"no space left on device while writing the final model "
                                        r"into .*checkpoint-1\) are intact"):
         distill(pix2pix_teacher, photo_pairs, out, "--max_train_steps", "1",
-                "--checkpointing_steps", "1", "--student_ngf", "8")
-    assert json.loads((out / "args.json").read_text())["student_ngf"] == 4
+                "--checkpointing_steps", "1", "--student_ngf", "8", "--overwrite_output_dir")
+    assert not (out / "args.json").exists()
+    with pytest.raises(WKDError, match="unfinished export"):
+        load_pretrained_model(out)
     assert json.loads((out / "checkpoint-1" / "args.json").read_text())["student_ngf"] == 8
 
 

@@ -61,6 +61,7 @@ def test_token_reaches_no_file_and_no_log(tmp_path, photo_pairs, pix2pix_teacher
     if spelling[0].startswith("--hub_token="):
         assert result.returncode == 0, result.stderr[-2000:]
         assert "--hub_token" not in (out / "README.md").read_text()  # the card's recipe drops it
+        assert "log in once with `hf auth login` or set HF_TOKEN instead" in result.stderr
     else:
         assert result.returncode == 2 and "unrecognized arguments: --hub_to=hf_***" in result.stderr
     for path in out.rglob("*") if out.exists() else []:

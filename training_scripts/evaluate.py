@@ -386,10 +386,12 @@ def results_table(records: list[dict]) -> str:
 
 def write_reports(args, records, settings, figure_panels) -> None:
     from wkd_hf.metrics.bands import band_table, plot_band_fidelity
+    from wkd_hf.safe_files import finite_or_null, write_text_beside
 
     out = Path(args.output_dir)
-    (out / "results.json").write_text(json.dumps({"settings": settings, "models": records},
-                                                 indent=2, default=str))
+    write_text_beside(out / "results.json", json.dumps(
+        finite_or_null({"settings": settings, "models": records}), indent=2, default=str,
+        allow_nan=False))  # valid JSON: a NaN / infinite score is written as null
     lines = [f"# Evaluation: {settings['dataset']} ({settings['direction']}), split "
              f"{settings['split']}, {settings['resolution']}x{settings['resolution']}", "",
              f"{settings['num_images']} input images ({settings['layout']} data); "
@@ -400,7 +402,7 @@ def write_reports(args, records, settings, figure_panels) -> None:
         lines += [f"## Wavelet bands: {panel}", "", band_table(values, bands), ""]
     lines += [f"Latency: median CPU forward at batch 1, {settings['latency_threads']} thread(s). "
               "MACs: torch FlopCounterMode / 2.", "", "```bash", settings["command"], "```", ""]
-    (out / "results.md").write_text("\n".join(lines))
+    write_text_beside(out / "results.md", "\n".join(lines))
     if figure_panels:
         try:
             plot_band_fidelity(figure_panels, str(out / "bands.png"),

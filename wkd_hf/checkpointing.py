@@ -33,6 +33,7 @@ from accelerate.logging import get_logger
 from safetensors.torch import load_file, save_file
 
 from .errors import WKDError
+from .safe_files import is_regular_file
 from .script_args import public_args, run_settings, save_args
 
 logger = get_logger(__name__)
@@ -172,7 +173,11 @@ def check_resumable(folder: str | os.PathLike, args) -> None:
         if not (folder / name).is_file():
             raise WKDError(f"{folder} has no {name}: it was not written by this version of "
                            "wkd_hf (or is damaged), so it cannot be resumed.")
-    saved = run_settings(json.loads((folder / ARGS_FILE).read_text()))
+    state = read_json_object(folder / STATE_FILE)
+    if not isinstance(state.get("loop"), dict) or not isinstance(state.get("schedulers"), list):
+        raise WKDError(f"{folder / STATE_FILE} lacks its 'loop' or 'schedulers' entries (edited "
+                       "or damaged); resume from another checkpoint.")
+    saved = run_settings(read_json_object(folder / ARGS_FILE))
     now = run_settings(json.loads(json.dumps(public_args(args), default=str)))
     differing = [f"--{key} {saved[key]} (now {now[key]})"
                  for key in sorted(saved.keys() & now.keys()) if saved[key] != now[key]]
@@ -181,11 +186,32 @@ def check_resumable(folder: str | os.PathLike, args) -> None:
                        "Resume with the same settings, or start a new --output_dir.")
 
 
+def read_json_object(path: Path) -> dict:
+    """A checkpoint's JSON file as a dict; WKDError naming the file otherwise."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise WKDError(f"{path} is not valid JSON ({error}); resume from another "
+                       "checkpoint.") from None
+    if not isinstance(value, dict):
+        raise WKDError(f"{path} holds a JSON {type(value).__name__}, not an object (edited or "
+                       "damaged); resume from another checkpoint.")
+    return value
+
+
 def verify_weights_only(folder: Path) -> None:
     """Load every file of ``folder`` that is not JSON or safetensors with
-    ``torch.load(weights_only=True)``; a file that needs more (code) is refused, never run."""
+    ``torch.load(weights_only=True)``; a file that needs more (code) is refused, never run.
+    Anything but folders and regular files (a FIFO would block the resume, a link could point
+    anywhere) is refused before it is opened."""
     for path in sorted(folder.rglob("*")):
-        if path.is_dir() or path.suffix in SAFE_SUFFIXES:
+        if not path.is_symlink() and path.is_dir():
+            continue
+        if not is_regular_file(path):
+            raise WKDError(f"refusing to resume from {folder}: {path.relative_to(folder)} is not "
+                           "a regular file (a link, FIFO or device); checkpoints hold plain "
+                           "files only.")
+        if path.suffix in SAFE_SUFFIXES:
             continue
         try:
             torch.serialization.add_safe_globals(_rng_state_globals())  # plain data types

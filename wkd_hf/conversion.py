@@ -29,6 +29,7 @@ import torch
 from diffusers.models.modeling_utils import ModelMixin
 from huggingface_hub.errors import EntryNotFoundError
 
+from .errors import WKDError
 from .models import (
     MODEL_CLASSES,
     PatchDiscriminator,
@@ -40,6 +41,7 @@ from .models import (
     read_model_config,
 )
 from .models.loading import weights_file_problem
+from .output_folders import check_new_folder, write_new_folder
 
 logger = logging.getLogger(__name__)
 
@@ -418,6 +420,8 @@ def convert_pix2pix_checkpoint(
         UnsafeCheckpointError, UnrecognizedCheckpointError, and the loading errors of
         ``wkd_hf.models`` (e.g. ``HubUnreachableError``).
     """
+    if output_dir is not None:
+        check_new_folder(output_dir)
     if isinstance(checkpoint, Mapping):
         source = _as_state_dict(checkpoint, "state dict")
     else:
@@ -432,7 +436,7 @@ def convert_pix2pix_checkpoint(
             raise UnrecognizedCheckpointError(f"{where}{err}") from err
     model.eval()
     if output_dir is not None:
-        model.save_pretrained(output_dir)
+        write_new_folder(output_dir, model.save_pretrained)
     return model
 
 
@@ -463,7 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {} if args.use_dropout is None else {"use_dropout": args.use_dropout == "true"}
     try:
         model = convert_pix2pix_checkpoint(args.checkpoint, args.output_dir, overrides=overrides)
-    except (ValueError, OSError) as err:
+    except (ValueError, OSError, WKDError) as err:
         logger.error("%s: %s", type(err).__name__, err)
         return 1
     logger.info("Inferred %s", describe(model))

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import yaml
 from huggingface_hub import ModelCard, ModelCardData, constants
 
 from .cards import (  # noqa: F401  (the card code's earlier home)
@@ -27,6 +28,7 @@ from .cards import (  # noqa: F401  (the card code's earlier home)
     format_count,
 )
 from .errors import WKDError
+from .safe_files import check_regular_file, refuse_link, write_text_beside
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +136,15 @@ def write_evaluation_results(model_dir: str | os.PathLike, record: Mapping[str, 
     re-runs). A folder without a card gets a minimal one. Returns the card's path."""
     from huggingface_hub import EvalResult
 
-    path = Path(model_dir) / "README.md"
-    if path.is_file():
-        card = ModelCard.load(path)
+    path = refuse_link(Path(model_dir) / "README.md", "model card")
+    if path.exists():
+        check_regular_file(path, "model card")
+        try:
+            card = ModelCard.load(path)
+        except (ValueError, yaml.YAMLError, UnicodeDecodeError) as error:
+            first = " ".join(str(error).split())[:200] or type(error).__name__
+            raise WKDError(f"{path}: its YAML front matter is invalid ({first}); fix or remove "
+                           "the block between the '---' lines, then evaluate again.") from None
     else:
         data = ModelCardData(library_name=LIBRARY_NAME, pipeline_tag="image-to-image",
                              tags=list(COMMON_TAGS))
@@ -163,5 +171,5 @@ def write_evaluation_results(model_dir: str | os.PathLike, record: Mapping[str, 
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     card.text = text
-    card.save(path)
+    write_text_beside(path, str(card), "model card")
     return path

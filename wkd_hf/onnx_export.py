@@ -34,6 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .safe_files import write_beside
+
 DEFAULT_OPSET = 17
 DEFAULT_ATOL = 1e-4
 INSTANCE_NORM = "onnx"  # how export_onnx writes instance norm (see instance_norm_as_layer_norm)
@@ -146,6 +148,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
         raise ValueError(f"exporter must be 'torchscript' or 'dynamo'; got {exporter!r}")
     if instance_norm not in ("layer_norm", "onnx"):
         raise ValueError(f"instance_norm must be 'layer_norm' or 'onnx'; got {instance_norm!r}")
+    if int(batch_size) < 1:
+        raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     net = copy.deepcopy(model).float().cpu().eval()
     in_channels = int(_config_dict(net).get("in_channels", 3))
     multiple, minimum = _size_rule(net)
@@ -155,39 +159,59 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
         example = example.mean(1, keepdim=True).expand(-1, in_channels, -1, -1).contiguous()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        if exporter == "torchscript":
-            axes = {0: "batch"} if dynamic_batch else {}
-            axes.update({2: "height", 3: "width"} if dynamic_size else {})
-            dynamic_axes = {INPUT_NAME: axes, OUTPUT_NAME: axes} if axes else None
-            torch.onnx.export(net, (example,), str(path), input_names=[INPUT_NAME],
-                              output_names=[OUTPUT_NAME], opset_version=opset,
-                              dynamic_axes=dynamic_axes, do_constant_folding=True, dynamo=False)
-        else:
-            dims = {}
+    with write_beside(path, "ONNX model") as partial:  # a failed export or check keeps `path`
+        _export(net, example, partial, opset, dynamic_batch, dynamic_size, exporter)
+        _write_metadata(partial, net, multiple, minimum, metadata or {},
+                        layer_norm=instance_norm == "layer_norm")
+        report = OnnxExportReport(str(path), opset, dynamic_batch, dynamic_size, None, None, [],
+                                  atol)
+        if check:
+            shapes = [tuple(example.shape)]
             if dynamic_batch:
-                dims[0] = torch.export.Dim("batch")
+                shapes.append((batch_size + 1, *example.shape[1:]))
             if dynamic_size:
-                dims.update({2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO})
-            torch.onnx.export(net, (example,), str(path), input_names=[INPUT_NAME],
-                              output_names=[OUTPUT_NAME], opset_version=opset,
-                              dynamic_shapes=(dims,) if dims else None, dynamo=True,
-                              verbose=False)
-    _write_metadata(path, net, multiple, minimum, metadata or {},
-                    layer_norm=instance_norm == "layer_norm")
-    report = OnnxExportReport(str(path), opset, dynamic_batch, dynamic_size, None, None, [], atol)
-    if check:
-        shapes = [tuple(example.shape)]
-        if dynamic_batch:
-            shapes.append((batch_size + 1, *example.shape[1:]))
-        if dynamic_size:
-            shapes.append((1, in_channels, side + multiple, _fits(side * 3 // 2, multiple, minimum)))
-        stats: dict = {}
-        report.max_abs_diff = check_parity(net, path, shapes, atol, stats)
-        report.max_abs_diff_fp32 = stats["fp32"]
-        report.checked_shapes = shapes
+                shapes.append((1, in_channels, side + multiple,
+                               _fits(side * 3 // 2, multiple, minimum)))
+            stats: dict = {}
+            try:
+                report.max_abs_diff = check_parity(net, partial, shapes, atol, stats)
+            except OnnxParityError as error:  # name the file the user asked for
+                raise OnnxParityError(str(error).replace(str(partial), str(path))) from None
+            report.max_abs_diff_fp32 = stats["fp32"]
+            report.checked_shapes = shapes
     return report
+
+
+def _export(net: nn.Module, example: torch.Tensor, path: Path, opset: int, dynamic_batch: bool,
+            dynamic_size: bool, exporter: str) -> None:
+    """``torch.onnx.export`` to ``path``; its errors become one short line (the exporter's
+    message carries the whole TorchScript graph)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if exporter == "torchscript":
+                axes = {0: "batch"} if dynamic_batch else {}
+                axes.update({2: "height", 3: "width"} if dynamic_size else {})
+                dynamic_axes = {INPUT_NAME: axes, OUTPUT_NAME: axes} if axes else None
+                torch.onnx.export(net, (example,), str(path), input_names=[INPUT_NAME],
+                                  output_names=[OUTPUT_NAME], opset_version=opset,
+                                  dynamic_axes=dynamic_axes, do_constant_folding=True,
+                                  dynamo=False)
+            else:
+                dims = {}
+                if dynamic_batch:
+                    dims[0] = torch.export.Dim("batch")
+                if dynamic_size:
+                    dims.update({2: torch.export.Dim.AUTO, 3: torch.export.Dim.AUTO})
+                torch.onnx.export(net, (example,), str(path), input_names=[INPUT_NAME],
+                                  output_names=[OUTPUT_NAME], opset_version=opset,
+                                  dynamic_shapes=(dims,) if dims else None, dynamo=True,
+                                  verbose=False)
+    except Exception as error:  # noqa: BLE001 - the exporter's own errors, shortened
+        detail = (str(error).split(" [Caused by")[0].strip().splitlines() or [""])[0][:300]
+        raise ValueError(f"torch.onnx.export ({exporter}) failed at opset {opset}: "
+                         f"{type(error).__name__}: {detail} (the default --opset "
+                         f"{DEFAULT_OPSET} exports these generators)") from None
 
 
 def instance_norm_as_layer_norm(proto) -> int:
@@ -356,10 +380,17 @@ class OnnxGenerator:
         self.session = make_session(path, num_threads, optimization, device)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k.removeprefix("wkd_hf."): v for k, v in meta.items()}
-        self.config = json.loads(self.metadata.get("config", "{}"))
+        try:
+            self.config = json.loads(self.metadata.get("config", "{}"))
+            self._multiple = int(self.metadata.get("size_multiple", 1))
+            self._minimum = int(self.metadata.get("size_minimum", 1))
+        except ValueError as error:
+            raise ValueError(f"{path}: unreadable wkd_hf metadata ({error})") from None
+        if self._multiple < 1 or self._minimum < 1 or not isinstance(self.config, dict):
+            raise ValueError(f"{path}: invalid wkd_hf metadata (size_multiple "
+                             f"{self._multiple}, size_minimum {self._minimum}; both must be "
+                             ">= 1, config a JSON object); export the model again")
         self.class_name = self.metadata.get("class_name", "unknown")
-        self._multiple = int(self.metadata.get("size_multiple", 1))
-        self._minimum = int(self.metadata.get("size_minimum", 1))
         self._input = self.session.get_inputs()[0].name
 
     def check_input_size(self, height: int, width: int) -> None:

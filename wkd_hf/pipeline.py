@@ -34,6 +34,8 @@ import torch.nn.functional as F
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
+from .input_checks import DTYPES, RANGE_HELP, check_output_apart, check_values, parse_dtype
+
 PIPELINE_FILE = "wkd_pipeline.py"  # the shim DiffusionPipeline.from_pretrained imports
 SIZE_MODES = ("pad", "resize")
 OUTPUT_TYPES = ("pil", "np", "pt")
@@ -164,6 +166,7 @@ class ImageTranslationPipeline(DiffusionPipeline):
         from .recipes import load_generator
 
         direction = _normalise_direction(direction)
+        torch_dtype = parse_dtype(torch_dtype)  # also "float16", as diffusers accepts
         path = os.fspath(pretrained_model_name_or_path)
         if not os.path.exists(path):
             path = _download(path, local_files_only)
@@ -375,9 +378,16 @@ def _to_tensor(image, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | No
             array = array.astype(np.float32) / 255.0
         elif array.dtype == np.uint16:
             array = array.astype(np.float32) / 65535.0
+        elif array.dtype.kind not in "f":
+            raise TypeError(RANGE_HELP.format(f"a {array.dtype} array"))
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)
     elif isinstance(image, torch.Tensor):
-        tensor = image.detach().float().cpu()
+        if image.dtype == torch.uint8:  # torchvision.io.read_image
+            tensor = image.detach().cpu().float() / 255.0
+        elif image.is_floating_point():
+            tensor = image.detach().float().cpu()
+        else:
+            raise TypeError(RANGE_HELP.format(f"a {image.dtype} tensor"))
         if tensor.ndim == 2:
             tensor = tensor[None]
         if tensor.ndim != 3:
@@ -385,6 +395,7 @@ def _to_tensor(image, in_channels: int) -> tuple[torch.Tensor, torch.Tensor | No
     else:
         raise TypeError(f"cannot translate a {type(image).__name__}; pass PIL images, numpy "
                         "arrays or tensors")
+    check_values(tensor)
     channels = tensor.shape[0]
     if channels not in (1, 2, 3, 4):
         raise ValueError(f"an image must have 1-4 channels (L, LA, RGB, RGBA); got {channels}")
@@ -438,7 +449,6 @@ def _to_pil(image: torch.Tensor, alpha: torch.Tensor | None) -> PIL.Image.Image:
 # ----------------------------------------------------------------------------- wkd-translate
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm")
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 def _translate_args(argv: Sequence[str] | None):
@@ -523,6 +533,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from tqdm.auto import tqdm
 
+    from .safe_files import write_beside
+
     args = _translate_args(argv)
     try:
         if args.batch_size < 1:
@@ -537,6 +549,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise ValueError(f"--input {root} holds no files")
         names = _output_names(files, root)
         output = Path(args.output)
+        check_output_apart(root, output, files, names)
         output.mkdir(parents=True, exist_ok=True)
         pipe = _load_for_cli(args)
         pipe.set_progress_bar_config(disable=True)
@@ -558,7 +571,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 for path, image in zip(chunk, results):
                     target = output / names[path]
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    image.save(target)
+                    with write_beside(target, replace_link=True) as partial:  # a link is
+                        image.save(partial, format="PNG")  # replaced, never written through
                 done += len(images)
             bar.update(len(files[start:start + args.batch_size]))
         bar.close()

@@ -15,6 +15,7 @@ import atexit
 import ctypes
 import os
 import signal
+import stat
 import sys
 import threading
 import time
@@ -41,11 +42,11 @@ def lock_output_dir(output_dir: str | os.PathLike) -> None:
 
     Raises WKDError naming the pid of a live run that holds it. Taking a folder this process
     already holds is a no-op (several runs one after the other in one Python process)."""
-    path = (Path(output_dir) / LOCK_FILE).resolve()
+    path = Path(output_dir).resolve() / LOCK_FILE  # the lock itself is never resolved
     if fcntl is None or path in _held:
         return
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(path)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -64,6 +65,22 @@ def lock_output_dir(output_dir: str | os.PathLike) -> None:
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _held[path] = fd
     atexit.register(release_output_dirs)
+
+
+def _open_lock(path: Path) -> int:
+    """Open (create) the lock file without following a link; anything but a regular file (a
+    symlink, a FIFO, a folder) is refused, so the lock never empties or deletes another file."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as error:
+        kind = "a symbolic link" if path.is_symlink() else f"unusable ({error.strerror})"
+        raise WKDError(f"{path} is {kind}; the run's lock file must be a regular file it "
+                       "creates: remove it and run again.") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise WKDError(f"{path} is not a regular file; the run's lock file must be one it "
+                       "creates: remove it and run again.")
+    return fd
 
 
 def release_output_dirs() -> None:
@@ -96,4 +113,7 @@ def stop_with_launcher() -> None:
 
 
 def _interrupt(signum, frame) -> None:
+    # One stop is enough: a second SIGTERM (the launcher's, after the parent-death signal) would
+    # interrupt the clean stop itself and end in a raw traceback. SIGKILL still ends a stuck run.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")

@@ -38,6 +38,7 @@ from .hub import (
     push_output_dir,
 )
 from .metrics.paired import evaluate_paired
+from .output_folders import begin_export, check_new_run_output, drop_links, end_export
 from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
 from .script_args import (
     ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
@@ -144,6 +145,7 @@ class RunSession:
         batch = recipes.first_batch(data.validation_loader)  # before resuming: it draws RNG
         self.validation_batch = recipes.move_batch(batch, acc.device) if batch else None
         self.validation_loader = data.validation_loader
+        check_keep_best(args, self.validation_batch, self.distiller)
         self._resume(schedulers, pools)
         acc.init_trackers(Path(self.script).stem, config=_tracker_config(args))
         modules = [*run.generators.values(), *run.discriminators.values(), *run.adapters.values()]
@@ -158,7 +160,13 @@ class RunSession:
         if path is None:
             return
         check_resumable(path, self.args)  # before accelerate opens any of its pickles
-        self.accelerator.load_state(str(path))
+        try:
+            self.accelerator.load_state(str(path))
+        except (RuntimeError, KeyError, ValueError) as error:  # e.g. an edited args.json
+            first = (str(error).strip().splitlines() or [type(error).__name__])[-1].strip()
+            raise WKDError(f"{path} does not fit this run's models ({first[:200]}): was its "
+                           "args.json edited? Resume with the settings it was written with, or "
+                           "start a new --output_dir.") from None
         load_run_state(path, self.accelerator, self.state, schedulers, pools)
         if self.state.global_step != checkpoint_step(path):
             raise WKDError(f"{path} holds step {self.state.global_step}, not "
@@ -195,6 +203,7 @@ class RunSession:
                                     "are intact: free some space and resume with "
                                     "--resume_from_checkpoint latest."):
                 generators = {k: acc.unwrap_model(m) for k, m in run.generators.items()}
+                begin_export(out)  # until end_export, loading the folder is refused
                 for key, generator in generators.items():
                     generator.save_pretrained(
                         _subdir(out, key, run.is_cycle, recipes.CYCLE_SUBFOLDERS))
@@ -212,6 +221,7 @@ class RunSession:
                                unwrap=acc.unwrap_model)
                 # last: it describes the weights written above (only the arguments that applied)
                 save_applicable_args(args, run.config, generators["a2b"], out)
+                end_export(out)
             logger.info(f"Wrote {out}", main_process_only=True)
         acc.wait_for_everyone()
         acc.end_training()
@@ -285,6 +295,27 @@ def validation_scores(distiller: nn.Module, batches, accelerator: Accelerator
             **{f"teacher_band_{k}": v for k, v in bands.compute().items()}}
 
 
+def check_keep_best(args: argparse.Namespace, batch: dict | None, distiller: nn.Module) -> None:
+    """Before training: ``--keep_best`` must name a metric this run's validation gives (paired
+    data: psnr, ssim, l1, band_*; unpaired data with a teacher: teacher_*)."""
+    metric = getattr(args, "keep_best", None)
+    if not metric:
+        return
+    has_teacher = getattr(distiller, "teachers", None) is not None or \
+        getattr(distiller, "teacher", None) is not None
+    if batch is None:
+        given = "no validation split"
+    elif "target" in batch and "source" in batch:
+        given = "paired data: psnr, ssim, l1, band_LL/LH/HL/HH"
+    else:
+        given = "unpaired data " + ("with a teacher: teacher_l1, teacher_band_*" if has_teacher
+                                    else "without a teacher: none")
+    fits = batch is not None and (metric.startswith("teacher_") != given.startswith("paired"))
+    if not fits or (given.startswith("unpaired") and not has_teacher):
+        raise WKDError(f"--keep_best {metric}: this run's validation cannot give it ({given}); "
+                       "checked before training: pick one it gives, or drop --keep_best.")
+
+
 def keep_best_generator(args: argparse.Namespace, distiller: nn.Module, scores: dict[str, float],
                         step: int, accelerator: Accelerator) -> bool:
     """``--keep_best METRIC``: save the (a2b) generator to ``OUTPUT_DIR/best/`` with
@@ -314,6 +345,8 @@ def keep_best_generator(args: argparse.Namespace, distiller: nn.Module, scores: 
     students = getattr(distiller, "students", None)
     generator = accelerator.unwrap_model(students["a2b"] if students is not None
                                          else distiller.student)
+    folder.mkdir(parents=True, exist_ok=True)
+    drop_links(folder)  # save_pretrained would write through a link
     generator.save_pretrained(folder)
     record.write_text(json.dumps({"metric": metric, "value": value, "step": step,
                                   "higher_is_better": higher, "split": "validation",
@@ -325,6 +358,18 @@ def keep_best_generator(args: argparse.Namespace, distiller: nn.Module, scores: 
 
 USER_ERRORS = (ValueError, OSError, WKDError, NonFiniteLossError, TooManyBadImagesError)
 _session: RunSession | None = None  # the run in progress, for run_cli's "stopped at step N"
+
+
+PEER_GONE_SIGNS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe")
+
+
+def peer_gone(error: BaseException) -> bool:
+    """True when a collective failed because another rank exited (its own error said why)."""
+    import torch.distributed as dist
+
+    distributed = isinstance(error, getattr(dist, "DistError", ())) or "gloo" in str(error)
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1 and (
+        distributed or any(sign in str(error) for sign in PEER_GONE_SIGNS))
 
 
 def run_cli(main: Callable[[argparse.Namespace], None],
@@ -346,6 +391,12 @@ def run_cli(main: Callable[[argparse.Namespace], None],
         if os.environ.get("WKD_HF_TRACEBACK"):
             raise
         print(f"error: {error}\n(set WKD_HF_TRACEBACK=1 to see the traceback)", file=sys.stderr)
+        return 1
+    except RuntimeError as error:  # torch.distributed's DistError and gloo's errors among them
+        if os.environ.get("WKD_HF_TRACEBACK") or not peer_gone(error):
+            raise
+        print(f"error: process {os.environ.get('RANK', '?')} stopped because another process of "
+              "this run ended: its error line is above.", file=sys.stderr)
         return 1
     finally:
         release_output_dirs()
@@ -371,10 +422,17 @@ def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = 
         _check_fresh_output_dir(args)
         if args.push_to_hub:
             _prepare_hub_repo(args)
+        if args.hub_token:
+            logger.warning(TOKEN_WARNING)
     logger.info(accelerator.state, main_process_only=True)
     _session = RunSession(args, accelerator, script,
                           command_line(script, argv, secrets=[args.hub_token]))
     return _session
+
+
+TOKEN_WARNING = ("--hub_token on the command line stays in your shell history, and "
+                 "`accelerate launch` (without --quiet) prints its whole command, token included, "
+                 "when the run fails: log in once with `hf auth login` or set HF_TOKEN instead.")
 
 
 def _check_fresh_output_dir(args: argparse.Namespace) -> None:
@@ -382,7 +440,11 @@ def _check_fresh_output_dir(args: argparse.Namespace) -> None:
     would overwrite some of them and leave ``latest`` pointing at the others: refuse, unless
     ``--overwrite_output_dir`` asks to delete them."""
     old = list_checkpoints(args.output_dir)
-    if args.resume_from_checkpoint or not old:
+    if args.resume_from_checkpoint:
+        return
+    if not old:
+        check_new_run_output(args.output_dir, getattr(args, "teacher_model_name_or_path", None),
+                             getattr(args, "overwrite_output_dir", False))
         return
     names = ", ".join(path.name for path in old)
     if not getattr(args, "overwrite_output_dir", False):

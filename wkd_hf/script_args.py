@@ -209,7 +209,8 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
                             "folder (default: start a new run).")
     group.add_argument("--overwrite_output_dir", action="store_true",
                        help="Start a new run in an --output_dir that holds an earlier run's "
-                            "checkpoints, deleting them (without it, such a run is refused).")
+                            "finished model (replaced at export) or checkpoints (deleted); "
+                            "without it, such a run is refused.")
     group.add_argument("--report_to", default="tensorboard",
                        help="An accelerate tracker (tensorboard, wandb, ...) or 'none'.")
     group.add_argument("--validation_steps", type=int, default=500,

@@ -30,6 +30,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..safe_files import write_text_beside
+
 Resolution = int | tuple[int, int]
 
 SPREAD_WARNING = 0.25
@@ -503,6 +505,8 @@ def _check_device(device: str) -> None:
 
 def _check_json_path(path: str) -> None:
     """Create ``--json``'s folder and check the file can be written, before any profiling."""
+    if os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)):
+        _fail(f"--json {path} is a link or not a regular file; give a new file name")
     existed = os.path.exists(path)
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -611,10 +615,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         _loaded_models([args.model, *args.compare], args)
     timing = {"num_threads": args.num_threads, "warmup": args.warmup, "repeats": args.repeats,
               "batch_size": args.batch_size, "device": args.device}
-    if args.no_latency:
-        profiles = profile_models(models, args.resolution, latency=False)
-    else:
-        profiles = profile_models(models, args.resolution, **timing)
+    try:
+        if args.no_latency:
+            profiles = profile_models(models, args.resolution, latency=False)
+        else:
+            profiles = profile_models(models, args.resolution, **timing)
+    except (MemoryError, RuntimeError) as err:  # torch.OutOfMemoryError is a RuntimeError
+        message = str(err)
+        if not isinstance(err, (MemoryError, torch.OutOfMemoryError)) and \
+                "alloc" not in message.lower():
+            raise
+        first = (message.strip().splitlines() or [type(err).__name__])[0][:200]
+        _fail(f"--resolution {args.resolution} needs more memory than {args.device} has "
+              f"({first}); use a smaller --resolution or --batch_size")
     report = _report(profiles, args)
     print(_header(profiles, args))
     print(format_profiles(profiles))
@@ -622,7 +635,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if line:
             print(line)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_text_beside(args.json, json.dumps(report, indent=2), "--json report")
     return 0
 
 

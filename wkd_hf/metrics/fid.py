@@ -22,7 +22,10 @@ pytorch-fid's format, plus the raw ``features`` for KID) and reused.
 
 from __future__ import annotations
 
+import io
 import os
+import pickle
+import stat
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -31,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from ..errors import WKDError
+from ..safe_files import write_beside
 
 INCEPTION_WEIGHTS_FILE = "pt_inception-2015-12-05-6726825d.pth"  # pytorch-fid / GAN Compression
 TORCH_FIDELITY_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"  # same network
@@ -101,6 +105,56 @@ def check_fid_available(weights: str | os.PathLike | None = None) -> Path | None
     return path
 
 
+def load_inception_state(path: str | os.PathLike) -> dict[str, Tensor]:
+    """The weights file's state dict, read with ``torch.load(weights_only=True)``: tensors only,
+    so a pickle carrying code is refused and never run (torch-fidelity itself loads with
+    ``weights_only=False``). One-line :class:`InceptionWeightsError` for anything else."""
+    path = Path(path)
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InceptionWeightsError(f"{path} is not a regular file")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except InceptionWeightsError:
+        raise
+    except Exception as error:  # EOFError (empty), RuntimeError (not a torch file), OSError ...
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        code = next((line for line in lines if "GLOBAL" in line), None)
+        if isinstance(error, pickle.UnpicklingError) and code:
+            raise InceptionWeightsError(
+                f"refusing to load {path}: it needs code to load and was not run ({code[:200]}); "
+                f"use {INCEPTION_WEIGHTS_FILE} (pytorch-fid's) or {TORCH_FIDELITY_WEIGHTS_FILE}"
+            ) from None
+        first = next((line for line in lines if line.startswith("Unsupported")),
+                     (lines or [type(error).__name__])[0])
+        raise InceptionWeightsError(
+            f"{path} is not InceptionV3 FID weights ({type(error).__name__}: {first[:200]}); "
+            f"use {INCEPTION_WEIGHTS_FILE}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, Tensor) for v in state.values()):
+        raise InceptionWeightsError(f"{path} is not InceptionV3 FID weights (not a state dict "
+                                    f"of tensors); use {INCEPTION_WEIGHTS_FILE}")
+    return state
+
+
+def _download_inception_state() -> dict[str, Tensor]:
+    """torch-fidelity's download (into the torch hub cache), read weights-only."""
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+    try:
+        return torch.hub.load_state_dict_from_url(URL_INCEPTION_V3, map_location="cpu",
+                                                  progress=False, weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise InceptionWeightsError(f"the downloaded InceptionV3 weights are not a plain tensor "
+                                    f"file ({str(error)[:200]})") from None
+
+
+def _as_buffer(state: dict[str, Tensor]) -> io.BytesIO:
+    """A state dict we read weights-only, re-serialised in memory for torch-fidelity's
+    ``torch.load`` (it then reads only what we wrote, never the file on disk)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
+
+
 class InceptionFeatures(nn.Module):
     """Images in [-1, 1] (N x 3 x H x W float) -> N x 2048 pool3 features (float64).
 
@@ -113,11 +167,14 @@ class InceptionFeatures(nn.Module):
         extractor_class = _import_extractor()
         path = check_fid_available(weights)
         try:
-            self.extractor = extractor_class(
-                "inception-v3-compat", [str(FEATURE_DIM)],
-                feature_extractor_weights_path=None if path is None else str(path))
+            state = _download_inception_state() if path is None else load_inception_state(path)
         except (OSError, ConnectionError) as error:  # the download failed
+            if isinstance(error, InceptionWeightsError):
+                raise
             raise _missing_weights(f"the download failed: {error}") from None
+        try:
+            self.extractor = extractor_class("inception-v3-compat", [str(FEATURE_DIM)],
+                                             feature_extractor_weights_path=_as_buffer(state))
         except (RuntimeError, KeyError, ValueError) as error:
             first = (str(error).splitlines() or [""])[0]
             raise InceptionWeightsError(
@@ -169,6 +226,8 @@ def frechet_distance(mu1: Tensor | np.ndarray, sigma1: Tensor | np.ndarray,
     if mu1.shape != mu2.shape or s1.shape != s2.shape or s1.shape != (len(mu1), len(mu1)):
         raise ValueError(f"Statistics do not match: mu {tuple(mu1.shape)} / {tuple(mu2.shape)}, "
                          f"sigma {tuple(s1.shape)} / {tuple(s2.shape)}.")
+    if not all(torch.isfinite(t).all() for t in (mu1, mu2, s1, s2)):
+        raise ValueError("FID statistics hold NaN or infinite values.")
     s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2
     values, vectors = torch.linalg.eigh(s1)
     root1 = (vectors * values.clamp_min(0).sqrt()) @ vectors.T
@@ -216,8 +275,9 @@ def save_statistics(path: str | os.PathLike, features: Tensor,
     arrays = {"mu": mu.numpy(), "sigma": sigma.numpy(),
               "features": torch.as_tensor(features).float().numpy()}
     arrays.update({k: np.asarray(v) for k, v in (extra or {}).items()})
-    with open(path, "wb") as handle:  # np.savez would append .npz to another suffix
-        np.savez(handle, **arrays)
+    with write_beside(path, "real statistics") as partial:  # never through a link or FIFO
+        with open(partial, "wb") as handle:  # np.savez would append .npz to another suffix
+            np.savez(handle, **arrays)
     return mu, sigma
 
 
@@ -237,6 +297,10 @@ def load_statistics(path: str | os.PathLike) -> dict[str, Tensor]:
     if out["mu"].dim() != 1 or out["sigma"].shape != (len(out["mu"]),) * 2:
         raise ValueError(f"{path}: mu {tuple(out['mu'].shape)} and sigma "
                          f"{tuple(out['sigma'].shape)} do not fit together.")
+    bad = [key for key, value in out.items() if not torch.isfinite(value).all()]
+    if bad:
+        raise ValueError(f"{path}: {', '.join(bad)} hold NaN or infinite values; compute the "
+                         "real statistics again.")
     return out
 
 

@@ -53,6 +53,16 @@ class WeightsMismatchError(ValueError):
     """The saved weights do not fit the model that ``config.json`` describes."""
 
 
+class ConfigTooLargeError(ValueError):
+    """``config.json`` asks for a network larger than any this project trains."""
+
+
+SIZE_LIMITS = {"ngf": 4096, "ndf": 4096, "in_channels": 64, "out_channels": 64,
+               "n_blocks": 576, "num_downs": 16, "n_layers": 16}
+MAX_PARAMETERS = 2**31  # 8 GiB in float32
+FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
+
+
 class CorruptWeightsError(ValueError):
     """The weights file is not a readable checkpoint (LFS pointer, text, empty, truncated)."""
 
@@ -177,7 +187,59 @@ def read_model_config(
             raise NotAModelFolderError(f"{config_file!r} is not valid JSON: {err}") from err
     if not isinstance(config, dict):
         raise NotAModelFolderError(f"{config_file!r} holds {type(config).__name__}, not an object")
+    if not isinstance(config.get("_class_name", ""), str):
+        raise NotAModelFolderError(f"{config_file!r}: _class_name must be a class name (a "
+                                   f"string); got {config['_class_name']!r:.80}")
     return config
+
+
+def check_config_bounds(cls, config: dict, where: str) -> None:
+    """Refuse a ``config.json`` asking for an absurd network before anything is allocated: each
+    size within ``SIZE_LIMITS`` (far above the reference recipes' values), then the parameter
+    count of the network built on the meta device (no memory) within ``MAX_PARAMETERS``."""
+    import torch
+
+    for key, limit in SIZE_LIMITS.items():
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > limit:
+            raise ConfigTooLargeError(f"{where}: config.json asks for {key}={value}; at most "
+                                      f"{limit} is accepted (fix config.json)")
+    try:
+        with torch.device("meta"):
+            model = cls.from_config({k: v for k, v in config.items() if not k.startswith("_")})
+    except (TypeError, ValueError) as err:
+        raise NotAModelFolderError(f"{where}: config.json does not describe a {cls.__name__} "
+                                   f"({str(err)[:200]}); fix config.json") from None
+    count = sum(p.numel() for p in model.parameters())
+    if count > MAX_PARAMETERS:
+        raise ConfigTooLargeError(f"{where}: config.json describes a {cls.__name__} of {count:,} "
+                                  f"parameters; at most {MAX_PARAMETERS:,} are accepted")
+
+
+def _check_local_folder(folder: str, where: str) -> None:
+    """An unfinished export is refused; integer tensors (a quantised file) where the network
+    has float weights are refused instead of being cast to zeros."""
+    from ..output_folders import check_export_complete
+
+    check_export_complete(folder)
+    path = os.path.join(folder, WEIGHTS_NAMES[0])
+    if not os.path.isfile(path) or weights_file_problem(path):
+        return
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(path, "pt") as handle:
+            wrong = [(key, handle.get_slice(key).get_dtype()) for key in handle.keys()
+                     if handle.get_slice(key).get_dtype() not in FLOAT_DTYPES
+                     and not key.endswith("num_batches_tracked")]
+    except (SafetensorError, OSError):
+        return  # reported by from_pretrained (CorruptWeightsError)
+    if wrong:
+        key, dtype = wrong[0]
+        raise WeightsMismatchError(
+            f"{where}: {len(wrong)} weight tensor(s) are not floating point (e.g. {key}: "
+            f"{dtype}; a quantised file?); they would load as wrong values. Save the model in "
+            "float32, float16 or bfloat16.")
 
 
 # ----------------------------------------------------------------------------- from_pretrained
@@ -227,9 +289,15 @@ class CheckedLoadingMixin:
                 f"it with {found}.from_pretrained, or with wkd_hf.load_pretrained_model, which "
                 "picks the class"
             )
+        check_config_bounds(cls, config, where)
+        load_from = path
+        if is_local and subfolder:  # diffusers would take the weights of `path` itself if any
+            load_from = os.path.join(path, kwargs.pop("subfolder"))
+        if is_local:
+            _check_local_folder(load_from, where)
         want_info = kwargs.pop("output_loading_info", False)
         try:
-            model, info = super().from_pretrained(path, output_loading_info=True, **kwargs)
+            model, info = super().from_pretrained(load_from, output_loading_info=True, **kwargs)
         except ValueError as err:  # diffusers: "Cannot load ... expected shape ..., but got ..."
             detail = str(err).split(". If you want")[0].replace("Cannot load  because ", "")
             raise WeightsMismatchError(

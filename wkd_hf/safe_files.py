@@ -1,0 +1,79 @@
+"""File operations that never follow a link or block on a FIFO for files the project owns, and
+that never leave a half-written file (write beside, then rename)."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import stat
+import tempfile
+from pathlib import Path
+
+from .errors import WKDError
+
+
+def refuse_link(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` unless it is a symbolic link (WKDError naming it): we never write through one."""
+    path = Path(path)
+    if path.is_symlink():
+        raise WKDError(f"{path} is a symbolic link (to {os.readlink(path)}); refusing to write "
+                       f"the {what} through it: remove the link or choose another folder.")
+    return path
+
+
+def is_regular_file(path: str | os.PathLike) -> bool:
+    """True for a regular file, not following links (False for FIFOs, devices, links, dirs)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def check_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
+    """``path`` if it is a regular file (links are followed); a FIFO, device or folder is a
+    WKDError before anything opens it (opening a FIFO blocks)."""
+    path = Path(path)
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise WKDError(f"cannot read the {what} {path}: {error.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise WKDError(f"{path} is not a regular file (the {what} must be one).")
+    return path
+
+
+@contextlib.contextmanager
+def write_beside(path: str | os.PathLike, what: str = "file", replace_link: bool = False):
+    """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` (a link at
+    ``path`` is refused, or with ``replace_link`` replaced itself: never followed); on error it
+    is removed and ``path`` is untouched."""
+    path = Path(path) if replace_link else refuse_link(path, what)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial",
+                                         dir=path.parent)
+    os.close(handle)
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def write_text_beside(path: str | os.PathLike, text: str, what: str = "file") -> Path:
+    """Write ``text`` to ``path`` atomically (see :func:`write_beside`)."""
+    with write_beside(path, what) as temporary:
+        temporary.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def finite_or_null(value):
+    """``value`` (nested dicts / lists) with NaN and infinite floats replaced by None, so that
+    ``json.dumps(..., allow_nan=False)`` writes valid JSON (``NaN`` / ``Infinity`` are not)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_null(item) for item in value]
+    return value
