@@ -10,7 +10,8 @@ and ``deploy/quantization.json`` (per precision: PSNR and band distances vs floa
 - int8: ONNX Runtime's QDQ quantizer (``onnxruntime.quantization.quantize_static``; it ships
   with onnxruntime, which the ``deploy`` extra already needs: no new dependency), calibrated on
   training images; per-channel int8 weights, uint8 activations, on Conv inputs only (conv
-  outputs, ConvTranspose, instance norm, pads and tanh stay float: see :func:`quantize_int8`). The one QDQ file runs in ONNX Runtime and in
+  outputs, ConvTranspose, instance norm, pads and tanh stay float: see :func:`quantize_int8`).
+  The one QDQ file runs in ONNX Runtime and in
   OpenVINO (which maps QDQ to its int8 kernels: VNNI / AMX where the CPU has them).
 - bf16: no file of its own: OpenVINO runs the float32 file with ``INFERENCE_PRECISION_HINT=bf16``
   (AMX / avx512_bf16 kernels, else emulated) — measured like int8.
@@ -326,7 +327,8 @@ def format_report(result: dict) -> str:
         ms = entry.get("ms")
         cell = f"{ms['median']:.1f} [{ms['p10']:.1f}, {ms['p90']:.1f}]" if ms else "-"
         ratio = f"{entry['speedup_vs_fp32_same_backend']['median']:.2f}" if ms else "-"
-        lines.append(f"{name:<20}{q['psnr_db']:>9.1f} ({q['psnr_db_min']:.1f}){q['bands']['LL']:>8.4f}"
+        lines.append(f"{name:<20}{q['psnr_db']:>9.1f} ({q['psnr_db_min']:.1f})"
+                     f"{q['bands']['LL']:>8.4f}"
                      f"{q['bands']['HH']:>8.4f}{cell:>26}{ratio:>8}")
     return "\n".join(lines)
 
