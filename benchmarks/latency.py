@@ -306,8 +306,7 @@ def export_all(models: dict, args, folder: Path) -> dict:
     if all(b in ALL_BACKENDS[:3] for b in args.backends):
         return paths
     int8 = any("int8" in b for b in args.backends)
-    calibration = images(args.calibration, 4 if args.quick else 16, args.resolution) \
-        if int8 else None
+    calibration = images(args.calibration, args.num_calibration, args.resolution) if int8 else None
     for name, model in models.items():
         path = folder / f"{name.replace(' ', '_')}.onnx"
         try:
@@ -342,12 +341,14 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--backends", nargs="+", choices=ALL_BACKENDS + REDUCED, default=None,
                    help=f"default {' '.join(DEFAULT_BACKENDS)} (quick: eager ort)")
     p.add_argument("--reduced", action="store_true",
-                   help=f"add the reduced-precision backends ({' '.join(REDUCED)}) and their "
-                        "PSNR against float32 on --photos")
+                   help=f"add the reduced-precision backends ({' '.join(REDUCED)}; or name some "
+                        "in --backends) and their PSNR against float32 on --photos")
     p.add_argument("--calibration", default=str(DATA / "trainA"),
                    help="int8 calibration images (training data; default horse2zebra trainA)")
     p.add_argument("--photos", default=str(DATA / "testA"),
                    help="real photos for the reduced-precision quality check (default testA)")
+    p.add_argument("--num_calibration", type=int, default=None, help="default 8 (quick: 4)")
+    p.add_argument("--num_photos", type=int, default=None, help="default 8 (quick: 4)")
     p.add_argument("--gan_compression", default=str(GAN_COMPRESSION),
                    help="GAN Compression's latest_net_G.pth ('' to skip)")
     p.add_argument("--quick", action="store_true",
@@ -361,11 +362,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.threads = args.threads or (1 if q else 2)
     args.repeats = args.repeats or (2 if q else 15)
     args.warmup = (1 if q else 3) if args.warmup is None else args.warmup
+    args.num_calibration = args.num_calibration or (4 if q else 8)
+    args.num_photos = args.num_photos or (4 if q else 8)
     args.backends = args.backends or (["eager", "ort"] if q else list(DEFAULT_BACKENDS))
     if "eager" not in args.backends:
         args.backends.insert(0, "eager")
-    if args.reduced:
-        args.backends += [b for b in REDUCED if b not in args.backends]
+    if args.reduced and not any(b in REDUCED for b in args.backends):
+        args.backends += list(REDUCED)
     return args
 
 
@@ -396,7 +399,7 @@ def main(argv=None) -> dict:
         with tempfile.TemporaryDirectory(prefix="wkd_latency_") as tmp:
             paths = export_all(models, args, Path(tmp))
             if any(b in REDUCED for b in args.backends):
-                photos = images(args.photos, 4 if args.quick else 8, args.resolution)
+                photos = images(args.photos, args.num_photos, args.resolution)
                 result["quality"] = reduced_quality(models, paths, args.backends, photos,
                                                     args.threads)
                 print_quality(result["quality"])
