@@ -355,8 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wkd-quantize: {'warning' if args.warn_only else 'error'}: {precision} is "
               f"{psnr:.1f} dB from float32 < --min_psnr {args.min_psnr:g}: {what}"
               + ("" if args.warn_only or precision != "int8" else
-                 "; generator.int8.onnx not written (try --keep_ends_float or --method "
-                 "percentile, or --warn_only)"), file=sys.stderr)
+                 "; generator.int8.onnx not written (try --keep_ends_float, more "
+                 "--num_calibration, bf16, or --warn_only)"), file=sys.stderr)
     return 1 if refused and not args.warn_only else 0
 
 
