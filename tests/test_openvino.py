@@ -104,3 +104,14 @@ def test_translate_cli_openvino(tmp_path, capsys):
                  "--no_progress", "--backend", "openvino", "--dtype", "float16"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("wkd-translate: error:") and "\n" not in err and "bfloat16" in err
+
+
+def test_compiled_model_cache(tmp_path):
+    path = tmp_path / "g.onnx"
+    export_onnx(_model(), path, resolution=16)
+    cache = tmp_path / "cache"
+    first = OpenVinoGenerator(path, precision="f32", cache_dir=cache)
+    assert any(cache.iterdir())  # the compiled blob was written
+    again = OpenVinoGenerator(path, precision="f32", cache_dir=cache)
+    images = real_images(1, 16, 16)
+    assert torch.equal(first(images), again(images))

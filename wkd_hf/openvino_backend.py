@@ -62,7 +62,8 @@ def cpu_capabilities() -> list[str]:
 
 
 def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
-                     precision: str = "f32", latency_hint: bool = True):
+                     precision: str = "f32", latency_hint: bool = True,
+                     cache_dir: str | os.PathLike | None = None):
     """An OpenVINO ``CompiledModel`` of an ``.onnx`` (or ``.xml``) file on the CPU.
 
     Args:
@@ -70,6 +71,8 @@ def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
         precision: ``"f32"`` or ``"bf16"`` (``INFERENCE_PRECISION_HINT``; int8 comes from the
             file's QDQ nodes, not from here).
         latency_hint: ``PERFORMANCE_HINT=LATENCY`` (one stream: batch-1 latency).
+        cache_dir: OpenVINO's compiled-model cache (``CACHE_DIR``), e.g. next to the weights:
+            later loads skip compilation.
     """
     ov = _require_openvino()
     if precision not in PRECISIONS:
@@ -79,6 +82,8 @@ def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
         config["INFERENCE_NUM_THREADS"] = int(num_threads)
     if latency_hint:
         config["PERFORMANCE_HINT"] = "LATENCY"
+    if cache_dir is not None:
+        config["CACHE_DIR"] = str(cache_dir)
     core = ov.Core()
     return core.compile_model(core.read_model(str(path)), "CPU", config)
 
@@ -99,9 +104,9 @@ class OpenVinoGenerator:
     file's metadata, as for :class:`wkd_hf.onnx_export.OnnxGenerator`."""
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None,
-                 precision: str = "f32") -> None:
+                 precision: str = "f32", cache_dir: str | os.PathLike | None = None) -> None:
         self.path, self.precision = str(path), PRECISIONS.get(precision, precision)
-        self.compiled = compile_openvino(path, num_threads, precision)
+        self.compiled = compile_openvino(path, num_threads, precision, cache_dir=cache_dir)
         self.request = self.compiled.create_infer_request()
         self.metadata = read_metadata(path) if self.path.endswith(".onnx") else {}
         self.config = json.loads(self.metadata.get("config", "{}"))
