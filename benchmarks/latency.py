@@ -18,6 +18,16 @@ Backends, each model in each (``--backends``):
 - ``ort_basic``: the same with only basic optimisations (no NCHWc layout, no layout reorders).
 - ``ort_nospin``: ``ort`` with ``session.intra_op.allow_spinning`` off (pool threads sleep instead
   of busy-waiting between parallel ops; see benchmarks/README.md for when that matters).
+- ``openvino``: OpenVINO on the same ``.onnx`` file, float32 (``wkd_hf.openvino_backend``,
+  parity-checked against PyTorch).
+
+Reduced precision (``--reduced``; reported in their own columns, with their PSNR against the
+model's float32 output on real photos, ``--photos``):
+
+- ``openvino_bf16``: OpenVINO, ``INFERENCE_PRECISION_HINT=bf16`` on the float32 file.
+- ``ort_int8`` / ``openvino_int8``: the int8 QDQ file of ``wkd_hf.quantize.quantize_int8``,
+  calibrated on ``--calibration`` training images.
+- ``openvino_int8_bf16``: the int8 file in OpenVINO with bf16 for what stays float.
 
 Every (model, backend) pair runs round-robin after warm-up, so machine noise hits them alike;
 speed-ups are taken per round (teacher_i / student_i, same round) and reported as median [p10,
@@ -48,7 +58,11 @@ from wkd_hf.models import ResnetGenerator
 
 ROOT = Path(__file__).resolve().parents[1]
 GAN_COMPRESSION = ROOT.parent / "shared" / "data" / "gan_compression_h2z" / "latest_net_G.pth"
-ALL_BACKENDS = ("eager", "eager_cl", "compile", "ort", "ort_basic", "ort_nospin")
+DATA = ROOT.parent / "shared" / "data" / "horse2zebra"
+ALL_BACKENDS = ("eager", "eager_cl", "compile", "ort", "ort_basic", "ort_nospin", "openvino")
+REDUCED = ("openvino_bf16", "ort_int8", "openvino_int8", "openvino_int8_bf16")
+OV_SETTINGS = {"openvino": ("fp32", "f32"), "openvino_bf16": ("fp32", "bf16"),
+               "openvino_int8": ("int8", "f32"), "openvino_int8_bf16": ("int8", "bf16")}
 ORT_SETTINGS = {"ort": {}, "ort_basic": {"optimization": "basic"},
                 "ort_nospin": {"spinning": False}}
 DEFAULT_BACKENDS = ("eager", "eager_cl", "ort")
@@ -84,19 +98,67 @@ def build_models(args) -> dict[str, torch.nn.Module]:
 
 # ----------------------------------------------------------------------------- ONNX
 def export(model, path: Path, resolution: int) -> Path:
+    """The float32 ``.onnx`` file (parity-checked in ONNX Runtime)."""
     from wkd_hf.onnx_export import export_onnx
 
     export_onnx(model, path, resolution=resolution, check=True)
     return path
 
 
-def ort_runner(path: Path, x: torch.Tensor, threads: int, backend: str = "ort"):
+def images(folder: str, count: int, resolution: int) -> torch.Tensor:
+    """``count`` images of ``folder`` at ``resolution`` in [-1, 1], or scikit-image's photos
+    (``wkd_hf.onnx_export.real_images``) where the folder does not exist."""
+    from wkd_hf.onnx_export import real_images
+    from wkd_hf.quantize import load_images
+
+    if folder and Path(folder).is_dir():
+        return load_images(folder, count, resolution)
+    return real_images(min(count, 5), resolution, resolution)
+
+
+def export_int8(path: Path, calibration: torch.Tensor) -> Path:
+    from wkd_hf.quantize import quantize_int8
+
+    return quantize_int8(path, path.with_suffix(".int8.onnx"), calibration)
+
+
+def file_runner(name: str, backend: str, threads: int, paths: dict):
+    """``run(array) -> array`` for an ONNX Runtime / OpenVINO backend of ``name`` (None where its
+    file is missing)."""
+    if backend in OV_SETTINGS:
+        from wkd_hf.openvino_backend import OpenVinoGenerator
+
+        kind, precision = OV_SETTINGS[backend]
+        return OpenVinoGenerator(paths[name, kind], threads, precision).run \
+            if (name, kind) in paths else None
     from wkd_hf.onnx_export import make_session
 
-    session = make_session(path, num_threads=threads, **ORT_SETTINGS[backend])
-    name = session.get_inputs()[0].name
-    array = x.numpy()
-    return lambda: session.run(None, {name: array})
+    key = (name, "int8" if backend == "ort_int8" else "fp32")
+    if key not in paths:
+        return None
+    session = make_session(paths[key], num_threads=threads, **ORT_SETTINGS.get(backend, {}))
+    input_name = session.get_inputs()[0].name
+    return lambda array: session.run(None, {input_name: array})[0]
+
+
+def reduced_quality(names, paths: dict, backends, photos: torch.Tensor, threads: int) -> dict:
+    """Per model and reduced backend: PSNR / band distances of its outputs on ``photos`` (batch
+    1) against the float32 file's outputs in ONNX Runtime."""
+    import numpy as np
+
+    from wkd_hf.quantize import quality
+
+    out: dict = {}
+    for name in names:
+        outputs = {}
+        for backend in ["ort", *[b for b in backends if b in REDUCED]]:
+            run = file_runner(name, backend, threads, paths)
+            if run is not None:
+                outputs[backend] = torch.cat([torch.from_numpy(np.asarray(run(p[None].numpy())))
+                                              for p in photos])
+        if "ort" in outputs:
+            out[name] = {b: quality(o, outputs["ort"]) for b, o in outputs.items() if b != "ort"}
+    return out
 
 
 # ----------------------------------------------------------------------------- torch
@@ -128,40 +190,60 @@ def machine_info(threads: int) -> dict:
                        if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    try:
-        import onnxruntime
+    versions = {}
+    for package in ("onnxruntime", "openvino"):
+        try:
+            versions[package] = __import__(package).__version__
+        except ImportError:
+            versions[package] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__, **versions,
+            "isa": isa_flags(), "python": platform.python_version(), "threads": threads}
 
-        ort_version = onnxruntime.__version__
-    except ImportError:
-        ort_version = None
-    return {"cpu": cpu, "cores": os.cpu_count(), "torch": torch.__version__,
-            "onnxruntime": ort_version, "python": platform.python_version(), "threads": threads}
+
+def isa_flags() -> list[str]:
+    """The CPU's vector / matrix ISA flags that decide which kernels run (from /proc/cpuinfo)."""
+    wanted = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+              "avx_vnni", "amx_tile", "amx_bf16", "amx_int8")
+    try:
+        with open("/proc/cpuinfo") as handle:
+            flags = next(line.split(":", 1)[1].split() for line in handle
+                         if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return []
+    return [f for f in wanted if f in flags]
 
 
 def load_average() -> list[float] | None:
     return [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
-def bench_batch(models: dict, batch: int, args, onnx_paths: dict) -> dict:
+def _best(times: dict, name: str, backends) -> str | None:
+    keys = [f"{name} | {b}" for b in backends if f"{name} | {b}" in times]
+    return min(keys, key=lambda k: statistics.median(times[k])) if keys else None
+
+
+def _ratio(times: dict, reference: str, key: str) -> dict:
+    return quantiles([a / b for a, b in zip(times[reference], times[key])])
+
+
+def bench_batch(models: dict, batch: int, args, paths: dict) -> dict:
+    """Interleaved rounds over every (model, backend); per model its best float32 backend and,
+    separately, its best reduced-precision backend, each with per-round speed-ups against the
+    teacher's best float32 (and the teacher's best reduced) backend."""
     torch.manual_seed(batch)
     x = torch.rand(batch, 3, args.resolution, args.resolution) * 2 - 1
     runners = {}
     for name, model in models.items():
         for backend in args.backends:
-            key = f"{name} | {backend}"
-            if backend.startswith("ort"):
-                if name not in onnx_paths:
-                    continue
-                runners[key] = ort_runner(onnx_paths[name], x, args.threads, backend)
-            else:
-                runners[key] = torch_runner(model, x, backend)
+            if backend in ALL_BACKENDS[:3]:
+                runners[f"{name} | {backend}"] = torch_runner(model, x, backend)
+                continue
+            run = file_runner(name, backend, args.threads, paths)
+            if run is not None:
+                runners[f"{name} | {backend}"] = (lambda r, a: lambda: r(a))(run, x.numpy())
     times = interleaved(runners, args.repeats, args.warmup)
     teacher = next(iter(models))
     rows = {}
-    best = {}
-    for name in models:
-        keys = [f"{name} | {b}" for b in args.backends if f"{name} | {b}" in times]
-        best[name] = min(keys, key=lambda k: statistics.median(times[k]))
     for name in models:
         for backend in args.backends:
             key = f"{name} | {backend}"
@@ -171,29 +253,82 @@ def bench_batch(models: dict, batch: int, args, onnx_paths: dict) -> dict:
             rows[key] = {
                 "model": name, "backend": backend, "ms": quantiles(times[key]),
                 "per_image_ms": statistics.median(times[key]) / batch, "times_ms": times[key],
-                "speedup_same_backend": quantiles([a / b for a, b in zip(times[ref], times[key])]),
-                "speedup_vs_teacher_eager": quantiles(
-                    [a / b for a, b in zip(times[f"{teacher} | eager"], times[key])])
+                "speedup_same_backend": _ratio(times, ref, key) if ref in times else None,
+                "speedup_vs_teacher_eager": _ratio(times, f"{teacher} | eager", key)
                 if f"{teacher} | eager" in times else None,
             }
-    best_rows = {name: {"backend": best[name].split(" | ")[1], "ms": quantiles(times[best[name]]),
-                        "speedup_best_vs_best": quantiles(
-                            [a / b for a, b in zip(times[best[teacher]], times[best[name]])])}
-                 for name in models}
+    fp32 = [b for b in args.backends if b not in REDUCED]
+    reduced = [b for b in args.backends if b in REDUCED]
+    teacher_fp32, teacher_reduced = _best(times, teacher, fp32), _best(times, teacher, reduced)
+    best_rows = {}
+    for name in models:
+        best = _best(times, name, fp32)
+        entry = {"backend": best.split(" | ")[1], "ms": quantiles(times[best]),
+                 "speedup_best_vs_best": _ratio(times, teacher_fp32, best)}
+        low = _best(times, name, reduced)
+        if low is not None:
+            entry["reduced"] = {
+                "backend": low.split(" | ")[1], "ms": quantiles(times[low]),
+                "speedup_vs_teacher_best_fp32": _ratio(times, teacher_fp32, low),
+                "speedup_vs_teacher_best_reduced": _ratio(times, teacher_reduced, low),
+                "speedup_vs_own_best_fp32": _ratio(times, best, low)}
+        best_rows[name] = entry
     return {"rows": rows, "best": best_rows}
 
 
 def print_batch(result: dict, batch: int, profiles: dict) -> None:
     print(f"\n== batch {batch} ==")
-    print(f"{'model':<22}{'backend':<11}{'ms median [p10, p90]':>28}{'x teacher (same backend)':>30}"
+    print(f"{'model':<22}{'backend':<19}{'ms median [p10, p90]':>20}{'x teacher (same backend)':>30}"
           f"{'MACs x':>8}")
     for row in result["rows"].values():
-        print(f"{row['model']:<22}{row['backend']:<11}{fmt(row['ms']):>28}"
+        print(f"{row['model']:<22}{row['backend']:<19}{fmt(row['ms']):>20}"
               f"{fmt(row['speedup_same_backend'], 2):>30}{profiles[row['model']]['macs_ratio']:>8.1f}")
-    print("-- best backend per model (speed-up: teacher's best / model's best, per round) --")
+    print("-- best backend per model, float32 (speed-up: teacher's best float32 / model's best "
+          "float32, per round) --")
     for name, row in result["best"].items():
-        print(f"{name:<22}{row['backend']:<11}{fmt(row['ms']):>28}"
+        print(f"{name:<22}{row['backend']:<19}{fmt(row['ms']):>20}"
               f"{fmt(row['speedup_best_vs_best'], 2):>30}{profiles[name]['macs_ratio']:>8.1f}")
+    if any("reduced" in row for row in result["best"].values()):
+        print("-- best backend per model, reduced precision (x teacher's best float32 | x "
+              "teacher's best reduced | x own best float32) --")
+        for name, row in result["best"].items():
+            low = row.get("reduced")
+            if low:
+                print(f"{name:<22}{low['backend']:<19}{fmt(low['ms']):>24}  "
+                      f"{fmt(low['speedup_vs_teacher_best_fp32'], 2)} | "
+                      f"{fmt(low['speedup_vs_teacher_best_reduced'], 2)} | "
+                      f"{fmt(low['speedup_vs_own_best_fp32'], 2)}")
+
+
+def export_all(models: dict, args, folder: Path) -> dict:
+    """``{(name, "fp32" | "int8"): .onnx path}`` for the backends that read files."""
+    paths: dict = {}
+    if all(b in ALL_BACKENDS[:3] for b in args.backends):
+        return paths
+    int8 = any("int8" in b for b in args.backends)
+    calibration = images(args.calibration, args.num_calibration, args.resolution) if int8 else None
+    for name, model in models.items():
+        path = folder / f"{name.replace(' ', '_')}.onnx"
+        try:
+            paths[name, "fp32"] = export(model, path, args.resolution)
+            if any(b in OV_SETTINGS for b in args.backends):
+                from wkd_hf.openvino_backend import check_openvino_parity
+
+                check_openvino_parity(model, path, [(1, 3, args.resolution, args.resolution)])
+            if int8:
+                paths[name, "int8"] = export_int8(path, calibration)
+        except Exception as err:  # noqa: BLE001 - e.g. a parity failure: say it
+            print(f"note: {name}: {type(err).__name__}: {str(err)[:200]}")
+    return paths
+
+
+def print_quality(quality: dict) -> None:
+    print("\n-- reduced precision vs the model's float32 output (ONNX Runtime) on real photos: "
+          "PSNR dB mean (worst image); band distances LL / HH --")
+    for name, entries in quality.items():
+        for backend, q in entries.items():
+            print(f"{name:<22}{backend:<20}{q['psnr_db']:>7.1f} ({q['psnr_db_min']:.1f})"
+                  f"{q['bands']['LL']:>9.4f}{q['bands']['HH']:>9.4f}")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -203,8 +338,17 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=None, help="intra-op threads (default 2)")
     p.add_argument("--repeats", type=int, default=None, help="timed rounds (default 15; quick 2)")
     p.add_argument("--warmup", type=int, default=None, help="untimed rounds (default 3; quick 1)")
-    p.add_argument("--backends", nargs="+", choices=ALL_BACKENDS, default=None,
+    p.add_argument("--backends", nargs="+", choices=ALL_BACKENDS + REDUCED, default=None,
                    help=f"default {' '.join(DEFAULT_BACKENDS)} (quick: eager ort)")
+    p.add_argument("--reduced", action="store_true",
+                   help=f"add the reduced-precision backends ({' '.join(REDUCED)}; or name some "
+                        "in --backends) and their PSNR against float32 on --photos")
+    p.add_argument("--calibration", default=str(DATA / "trainA"),
+                   help="int8 calibration images (training data; default horse2zebra trainA)")
+    p.add_argument("--photos", default=str(DATA / "testA"),
+                   help="real photos for the reduced-precision quality check (default testA)")
+    p.add_argument("--num_calibration", type=int, default=None, help="default 8 (quick: 4)")
+    p.add_argument("--num_photos", type=int, default=None, help="default 8 (quick: 4)")
     p.add_argument("--gan_compression", default=str(GAN_COMPRESSION),
                    help="GAN Compression's latest_net_G.pth ('' to skip)")
     p.add_argument("--quick", action="store_true",
@@ -218,9 +362,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.threads = args.threads or (1 if q else 2)
     args.repeats = args.repeats or (2 if q else 15)
     args.warmup = (1 if q else 3) if args.warmup is None else args.warmup
+    args.num_calibration = args.num_calibration or (4 if q else 8)
+    args.num_photos = args.num_photos or (4 if q else 8)
     args.backends = args.backends or (["eager", "ort"] if q else list(DEFAULT_BACKENDS))
     if "eager" not in args.backends:
         args.backends.insert(0, "eager")
+    if args.reduced and not any(b in REDUCED for b in args.backends):
+        args.backends += list(REDUCED)
     return args
 
 
@@ -231,9 +379,10 @@ def main(argv=None) -> dict:
     info = machine_info(args.threads)
     result = {"machine": info, "settings": {k: v for k, v in vars(args).items()},
               "load_average": {"start": load_average()}}
-    print(f"Machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}, onnxruntime "
-          f"{info['onnxruntime']}, python {info['python']}; {args.threads} threads (torch "
-          f"intra-op and ONNX Runtime intra-op). {args.resolution}x{args.resolution}, "
+    print(f"Machine: {info['cpu']}, {info['cores']} cores, ISA {' '.join(info['isa'])}; torch "
+          f"{info['torch']}, onnxruntime {info['onnxruntime']}, openvino {info['openvino']}, "
+          f"python {info['python']}; {args.threads} threads (torch, ONNX Runtime and OpenVINO). "
+          f"{args.resolution}x{args.resolution}, "
           f"{args.repeats} interleaved rounds after {args.warmup} warm-up"
           f"{' (QUICK: tiny nets)' if args.quick else ''}. Load average (1, 5, 15 min) before: "
           f"{result['load_average']['start']}.")
@@ -248,17 +397,14 @@ def main(argv=None) -> dict:
             profiles[name]["macs_ratio"] = profiles[teacher]["macs"] / profiles[name]["macs"]
         result["models"] = profiles
         with tempfile.TemporaryDirectory(prefix="wkd_latency_") as tmp:
-            onnx_paths = {}
-            if any(b.startswith("ort") for b in args.backends):
-                for name, model in models.items():
-                    path = Path(tmp) / f"{name.replace(' ', '_')}.onnx"
-                    try:
-                        onnx_paths[name] = export(model, path, args.resolution)
-                    except Exception as err:  # noqa: BLE001 - e.g. a parity failure: say it
-                        print(f"note: {name} not run in ONNX Runtime: {type(err).__name__}: "
-                              f"{str(err)[:200]}")
+            paths = export_all(models, args, Path(tmp))
+            if any(b in REDUCED for b in args.backends):
+                photos = images(args.photos, args.num_photos, args.resolution)
+                result["quality"] = reduced_quality(models, paths, args.backends, photos,
+                                                    args.threads)
+                print_quality(result["quality"])
             for batch in args.batch_sizes:
-                result[f"batch_{batch}"] = bench_batch(models, batch, args, onnx_paths)
+                result[f"batch_{batch}"] = bench_batch(models, batch, args, paths)
                 result["load_average"][f"after_batch_{batch}"] = load_average()
                 print_batch(result[f"batch_{batch}"], batch, profiles)
     finally:

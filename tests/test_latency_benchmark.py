@@ -52,3 +52,30 @@ def test_profile_ops_quick_sums_kernel_time_by_op_type(tmp_path, capsys):
     assert student["Conv 7x7"]["macs"] == 32 * 32 * 49 * (8 * 3 + 8 * 4)  # ngf 4
     assert teacher["ConvTranspose"]["macs"] == 4 * student["ConvTranspose"]["macs"] > 0
     assert "Conv 3x3 depthwise" in profiles["mobile"]["ops"]
+
+
+def test_latency_quick_reduced_precision_columns(tmp_path, capsys):
+    """OpenVINO float32 beside ONNX Runtime, and the reduced-precision backends in their own
+    columns with their PSNR against float32."""
+    import pytest
+
+    pytest.importorskip("openvino", reason="openvino not installed (pip install 'wkd_hf[deploy]')")
+    spec = importlib.util.spec_from_file_location("latency", ROOT / "benchmarks" / "latency.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "latency.json"
+    module.main(["--quick", "--batch_sizes", "1", "--backends", "ort", "openvino", "--reduced",
+                 "--calibration", str(tmp_path / "none"), "--json", str(out)])
+    printed = capsys.readouterr().out
+    assert "reduced precision vs the model's float32 output" in printed
+    result = json.loads(out.read_text())
+    best = result["batch_1"]["best"]
+    for name, row in best.items():
+        assert row["backend"] in ("eager", "ort", "openvino")  # float32 column: float32 only
+        assert row["reduced"]["backend"] in module.REDUCED
+        assert row["reduced"]["speedup_vs_teacher_best_fp32"]["median"] > 0
+    assert best["teacher"]["reduced"]["speedup_vs_teacher_best_reduced"]["median"] == 1.0
+    for entries in result["quality"].values():
+        assert set(entries) == set(module.REDUCED)
+        assert all(25 < q["psnr_db"] < 100 for q in entries.values())
+    assert isinstance(result["machine"]["isa"], list)

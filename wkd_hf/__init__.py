@@ -7,7 +7,8 @@ Public API (imported lazily, so ``import wkd_hf`` stays cheap):
 - method: ``WaveletDistillationLoss``, ``OutputDistillationLoss``, ``FeatureDistillationLoss``,
   ``GANLoss``, ``WKDConfig``, ``PairedDistiller``, ``CycleDistiller``
 - import/measure: ``convert_pix2pix_checkpoint``, ``profile_model``, ``pick_student``
-- inference/deployment: ``ImageTranslationPipeline``, ``export_onnx``, ``OnnxGenerator``
+- inference/deployment: ``ImageTranslationPipeline``, ``export_onnx``, ``OnnxGenerator``,
+  ``OpenVinoGenerator``, ``quantize_int8``
 - evaluate: ``evaluate_paired``, ``BandFidelity``, ``InceptionFeatures``, ``frechet_distance``
   (FID/KID need the ``eval`` extra; ``training_scripts/evaluate.py`` runs them all)
 
@@ -46,6 +47,8 @@ _LAZY = {
     "ImageTranslationPipelineOutput": "wkd_hf.pipeline",
     "export_onnx": "wkd_hf.onnx_export",
     "OnnxGenerator": "wkd_hf.onnx_export",
+    "OpenVinoGenerator": "wkd_hf.openvino_backend",
+    "quantize_int8": "wkd_hf.quantize",
     "pick_student": "wkd_hf.budget",
 }
 

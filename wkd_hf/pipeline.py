@@ -207,6 +207,14 @@ class ImageTranslationPipeline(DiffusionPipeline):
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (Path(save_directory) / PIPELINE_FILE).write_text(_SHIM, encoding="utf-8")
 
+    def to_backend(self, backend: str, num_threads: int | None = None,
+                   precision: str = "f32") -> ImageTranslationPipeline:
+        """This pipeline on ``"torch"`` (itself), ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (at
+        ``precision`` ``"f32"`` / ``"bf16"``): the generator exported and parity-checked."""
+        from .openvino_backend import pipeline_on_backend
+
+        return pipeline_on_backend(self, backend, num_threads, precision)
+
     # ------------------------------------------------------------------ running
     @property
     def resolution(self) -> int | None:
@@ -469,10 +477,12 @@ def _translate_args(argv: Sequence[str] | None):
                    "sub-folders are kept).")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--backend", choices=("torch", "onnx"), default="torch",
-                   help="onnx: export once (with the parity check) and run in ONNX Runtime.")
+    p.add_argument("--backend", choices=("torch", "onnx", "openvino"), default="torch",
+                   help="onnx / openvino: export once (with the parity check) and run in ONNX "
+                        "Runtime / OpenVINO (CPU).")
     p.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
-                   help="torch backend: weights and compute dtype.")
+                   help="torch backend: weights and compute dtype; openvino: float32 or "
+                        "bfloat16 compute.")
     p.add_argument("--size_mode", choices=SIZE_MODES, default=None,
                    help="resize to the training resolution and back, or pad to what the network "
                         "needs and crop back (default: resize when the resolution is known).")
@@ -511,7 +521,12 @@ def _load_for_cli(args) -> ImageTranslationPipeline:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {args.device} but CUDA is not available; use --device cpu")
     if args.model.endswith(".onnx") and os.path.isfile(args.model):
-        generator = OnnxGenerator(args.model, args.num_threads, device=device.type)
+        if args.backend == "openvino":
+            from .openvino_backend import OpenVinoGenerator
+
+            generator = OpenVinoGenerator(args.model, args.num_threads, _ov_precision(args))
+        else:
+            generator = OnnxGenerator(args.model, args.num_threads, device=device.type)
         meta = generator.metadata
         resolution = args.resolution or (int(meta["resolution"]) if meta.get("resolution") else None)
         return ImageTranslationPipeline(generator, resolution=resolution,
@@ -523,7 +538,16 @@ def _load_for_cli(args) -> ImageTranslationPipeline:
         device=device if args.backend == "torch" else None)
     if args.backend == "onnx":
         pipe = onnx_pipeline(pipe, args.num_threads, device=device.type)
+    elif args.backend == "openvino":
+        pipe = pipe.to_backend("openvino", args.num_threads, _ov_precision(args))
     return pipe
+
+
+def _ov_precision(args) -> str:
+    if args.device != "cpu" or args.dtype == "float16":
+        raise ValueError("--backend openvino runs on --device cpu with --dtype float32 or "
+                         f"bfloat16; got --device {args.device} --dtype {args.dtype}")
+    return args.dtype
 
 
 def main(argv: Sequence[str] | None = None) -> int:

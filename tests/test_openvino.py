@@ -1,0 +1,117 @@
+"""OpenVINO backend: parity with PyTorch, explicit precision, the pipeline and wkd-translate."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+pytest.importorskip("openvino", reason="openvino not installed (pip install 'wkd_hf[deploy]')")
+
+from wkd_hf.models import ResnetGenerator  # noqa: E402
+from wkd_hf.onnx_export import export_onnx, real_images  # noqa: E402
+from wkd_hf.openvino_backend import (  # noqa: E402
+    OpenVinoGenerator,
+    OpenVinoParityError,
+    check_openvino_parity,
+    cpu_capabilities,
+)
+from wkd_hf.pipeline import ImageTranslationPipeline, main  # noqa: E402
+
+
+def _model(block_type="resnet"):
+    torch.manual_seed(0)
+    return ResnetGenerator(ngf=4, n_blocks=2, block_type=block_type).eval()
+
+
+@pytest.mark.parametrize("block_type", ["resnet", "mobile"])
+def test_float32_matches_pytorch_at_unseen_sizes(tmp_path, block_type):
+    model = _model(block_type)
+    path = tmp_path / "g.onnx"
+    report = export_onnx(model, path, resolution=16)
+    assert check_openvino_parity(model, path, report.checked_shapes, atol=1e-4) <= 1e-4
+    runner = OpenVinoGenerator(path)
+    assert runner.precision == "f32" and runner.class_name == "ResnetGenerator"
+    images = real_images(3, 12, 20)  # a batch and a size the export never saw
+    with torch.no_grad():
+        expected = model(images)
+    got = runner(images)
+    assert got.shape == expected.shape and torch.allclose(got, expected, atol=1e-4)
+    with pytest.raises(ValueError, match="multiples of 4"):
+        runner.check_input_size(10, 16)
+
+
+def test_parity_check_catches_a_wrong_graph(tmp_path):
+    model = _model()
+    path = tmp_path / "g.onnx"
+    export_onnx(model, path, resolution=16, check=False)
+    with torch.no_grad():
+        head = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+        head.weight.mul_(1.5)  # the last conv: no instance norm after it to undo the change
+    with pytest.raises(OpenVinoParityError, match="differs from PyTorch"):
+        check_openvino_parity(model, path, [(1, 3, 16, 16)])
+
+
+def test_bf16_is_close_and_named(tmp_path):
+    """bf16 is asked for by name (float32 otherwise). Bounds hold with and without bf16 hardware
+    (OpenVINO falls back to float32 where the CPU lacks it)."""
+    model = _model("mobile")
+    path = tmp_path / "g.onnx"
+    export_onnx(model, path, resolution=16)
+    images = real_images(2, 32, 32)
+    with torch.no_grad():
+        expected = model(images)
+    bf16 = OpenVinoGenerator(path, precision="bfloat16")
+    assert bf16.precision == "bf16" and "FP32" in cpu_capabilities()
+    assert (bf16(images) - expected).abs().max() < 0.1  # bf16: 8 mantissa bits
+    with pytest.raises(ValueError, match="precision must be one of"):
+        OpenVinoGenerator(path, precision="int4")
+
+
+def test_pipeline_to_backend(tmp_path):
+    pipe = ImageTranslationPipeline(_model(), resolution=16)
+    images = torch.rand(2, 3, 13, 21)
+    expected = pipe(images, output_type="pt", size_mode="pad").images
+    ov = pipe.to_backend("openvino", num_threads=1)
+    assert isinstance(ov.generator, OpenVinoGenerator) and ov.resolution == 16
+    got = ov(images, output_type="pt", size_mode="pad").images
+    assert got.shape == (2, 3, 13, 21) and torch.allclose(got, expected, atol=1e-4)
+    assert pipe.to_backend("torch") is pipe
+    with pytest.raises(ValueError, match="backend must be"):
+        pipe.to_backend("tensorrt")
+
+
+def test_translate_cli_openvino(tmp_path, capsys):
+    data = tmp_path / "in"
+    data.mkdir()
+    photo = ((real_images(1, 12, 20)[0].permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()
+    Image.fromarray(photo).save(data / "a.png")
+    model = tmp_path / "model"
+    _model().save_pretrained(model)
+    outputs = {}
+    for backend in ("torch", "openvino"):
+        out = tmp_path / backend
+        rc = main(["--model", str(model), "--input", str(data), "--output", str(out),
+                   "--no_progress", "--backend", backend, "--num_threads", "1"])
+        assert rc == 0, capsys.readouterr().err
+        outputs[backend] = np.asarray(Image.open(out / "a.png"), dtype=int)
+    assert np.abs(outputs["torch"] - outputs["openvino"]).max() <= 1  # 8-bit rounding
+    onnx_file = tmp_path / "g.onnx"
+    export_onnx(_model(), onnx_file, resolution=16)
+    assert main(["--model", str(onnx_file), "--input", str(data), "--output",
+                 str(tmp_path / "file"), "--no_progress", "--backend", "openvino"]) == 0
+    capsys.readouterr()
+    assert main(["--model", str(model), "--input", str(data), "--output", str(tmp_path / "x"),
+                 "--no_progress", "--backend", "openvino", "--dtype", "float16"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wkd-translate: error:") and "\n" not in err and "bfloat16" in err
+
+
+def test_compiled_model_cache(tmp_path):
+    path = tmp_path / "g.onnx"
+    export_onnx(_model(), path, resolution=16)
+    cache = tmp_path / "cache"
+    first = OpenVinoGenerator(path, precision="f32", cache_dir=cache)
+    assert any(cache.iterdir())  # the compiled blob was written
+    again = OpenVinoGenerator(path, precision="f32", cache_dir=cache)
+    images = real_images(1, 16, 16)
+    assert torch.equal(first(images), again(images))

@@ -1,0 +1,111 @@
+"""int8 post-training quantization (ONNX Runtime's QDQ quantizer), the quality measures against
+float32, and wkd-quantize's refusal below its PSNR bound. Bounds are loose enough for any x86 ISA
+(with or without VNNI / AMX)."""
+
+import json
+import math
+
+import onnx
+import pytest
+import torch
+from PIL import Image
+
+from wkd_hf.models import ResnetGenerator
+from wkd_hf.onnx_export import OnnxGenerator, export_onnx, real_images
+from wkd_hf.quantize import load_images, main, psnr_db, quality, quantize_int8
+
+
+def _model():
+    torch.manual_seed(0)
+    return ResnetGenerator(ngf=4, n_blocks=2, block_type="mobile").eval()
+
+
+def _folder(path, count, seed):
+    path.mkdir()
+    for i, image in enumerate(real_images(count, 24, 24, seed=seed)):
+        array = ((image.permute(1, 2, 0) + 1) * 127.5).round().byte().numpy()
+        Image.fromarray(array).save(path / f"{i}.png")
+    return path
+
+
+def test_psnr_and_bands_against_hand_computation():
+    reference = torch.zeros(2, 3, 8, 8)
+    shifted = reference + 0.02  # 0.01 on the [0, 1] scale: MSE 1e-4, 40 dB
+    assert psnr_db(shifted, reference).tolist() == pytest.approx([40.0, 40.0])
+    noisy = reference.clone()
+    noisy[0, 0, 0, 0] = 1.0  # one pixel off by 0.5 on [0, 1]: MSE 0.25 / 192 in image 0
+    assert float(psnr_db(noisy, reference)[0]) == pytest.approx(10 * math.log10(192 / 0.25))
+    photo = real_images(1, 16, 16)
+    q = quality(photo * 1.1, photo, levels=1)  # every band scaled by 1.1: distance 0.1 each
+    assert q["psnr_db"] == pytest.approx(float(psnr_db(photo * 1.1, photo)[0]))
+    assert all(v == pytest.approx(0.1, rel=1e-4) for v in q["bands"].values())
+
+
+def test_int8_file_is_quantized_close_and_keeps_metadata(tmp_path):
+    model = _model()
+    fp32 = tmp_path / "g.onnx"
+    export_onnx(model, fp32, resolution=16, metadata={"resolution": 16})
+    calibration = real_images(4, 32, 32, seed=1)
+    int8 = quantize_int8(fp32, tmp_path / "g.int8.onnx", calibration)
+    graph = onnx.load(str(int8)).graph
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    made_by = {o: n for n in graph.node for o in n.output}
+    # every Conv reads int8-dequantized activations and weights ...
+    assert convs and all(made_by[n.input[0]].op_type == "DequantizeLinear" and
+                         made_by[n.input[1]].op_type == "DequantizeLinear" for n in convs)
+    # ... and its output stays float: nothing quantizes a Conv output (instance norm follows)
+    conv_outputs = {o for n in convs for o in n.output}
+    assert not [n for n in graph.node if n.op_type == "QuantizeLinear"
+                and n.input[0] in conv_outputs]
+    runner = OnnxGenerator(int8)
+    assert runner.metadata["precision"] == "int8" and runner.metadata["resolution"] == "16"
+    photos = real_images(3, 32, 32)
+    reference, got = OnnxGenerator(fp32)(photos), runner(photos)
+    psnr = float(psnr_db(got, reference).mean())
+    assert 25 < psnr < 80  # quantized (not identical), yet close
+    kept = quantize_int8(fp32, tmp_path / "ends.onnx", calibration, keep_ends_float=True)
+    convs = [n for n in onnx.load(str(kept)).graph.node if n.op_type == "Conv"]
+    made_by = {o: n.op_type for n in onnx.load(str(kept)).graph.node for o in n.output}
+    assert made_by.get(convs[0].input[1]) is None and made_by.get(convs[-1].input[1]) is None
+    assert made_by.get(convs[1].input[1]) == "DequantizeLinear"
+    assert not list(tmp_path.glob(".*partial"))
+
+
+def test_load_images_takes_paired_halves(tmp_path):
+    folder = tmp_path / "pairs"
+    folder.mkdir()
+    pair = torch.zeros(3, 8, 16)
+    pair[:, :, 8:] = 1  # left black, right white
+    Image.fromarray((pair.permute(1, 2, 0) * 255).byte().numpy()).save(folder / "0.png")
+    assert load_images(folder, 1, 8, "left").max() == -1
+    assert load_images(folder, 1, 8, "right").min() == 1
+    with pytest.raises(ValueError, match="holds no images"):
+        load_images(tmp_path, 1, 8)
+
+
+def test_cli_refuses_below_the_bound_and_warns_on_request(tmp_path, capsys):
+    model = tmp_path / "model"
+    _model().save_pretrained(model)
+    train, test = _folder(tmp_path / "train", 4, 1), _folder(tmp_path / "test", 2, 2)
+    base = ["--model", str(model), "--calibration", str(train), "--photos", str(test),
+            "--resolution", "16", "--repeats", "2", "--threads", "1", "--backends", "ort"]
+    out = tmp_path / "ok"
+    assert main([*base, "--output", str(out)]) == 0, capsys.readouterr().err
+    report = json.loads((out / "quantization.json").read_text())
+    assert report["accepted"] == {"int8": True} and (out / "generator.int8.onnx").is_file()
+    assert report["results"]["int8 | ort"]["quality_vs_fp32"]["psnr_db"] >= 35
+    assert report["results"]["int8 | ort"]["ms"]["median"] > 0
+    capsys.readouterr()
+    refused = tmp_path / "refused"  # no int8 model is 200 dB from float32
+    assert main([*base, "--output", str(refused), "--min_psnr", "200"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wkd-quantize: error: int8") and "\n" not in err
+    assert not (refused / "generator.int8.onnx").exists() and (refused / "generator.onnx").exists()
+    assert json.loads((refused / "quantization.json").read_text())["accepted"] == {"int8": False}
+    assert not list(refused.glob(".*"))
+    warned = tmp_path / "warned"
+    assert main([*base, "--output", str(warned), "--min_psnr", "200", "--warn_only"]) == 0
+    assert "wkd-quantize: warning: int8" in capsys.readouterr().err
+    assert (warned / "generator.int8.onnx").is_file()
+    assert main([*base, "--output", str(tmp_path / "x"), "--num_photos", "0"]) == 1
+    assert capsys.readouterr().err.startswith("wkd-quantize: error:")

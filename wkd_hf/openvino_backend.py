@@ -1,0 +1,199 @@
+"""OpenVINO as an inference backend for exported wkd_hf generators, beside ONNX Runtime.
+
+    from wkd_hf.openvino_backend import OpenVinoGenerator, openvino_pipeline
+
+    gen = OpenVinoGenerator("student.onnx", num_threads=2)            # float32, as exported
+    gen16 = OpenVinoGenerator("student.onnx", precision="bf16")       # bf16 compute (AMX/AVX-512)
+    pipe = openvino_pipeline(ImageTranslationPipeline.from_pretrained("student_dir"))
+
+OpenVINO reads the ``.onnx`` file :func:`wkd_hf.export_onnx` writes (no separate IR), including
+the int8 QDQ files of :mod:`wkd_hf.quantize`. The precision is set explicitly
+(``INFERENCE_PRECISION_HINT``): on CPUs with AMX or avx512_bf16 OpenVINO's default is bf16, which
+would silently change the numbers; here float32 is the default and bf16 is asked for by name.
+:func:`check_openvino_parity` holds OpenVINO's float32 output to PyTorch's (float64 reference) as
+``export_onnx`` does for ONNX Runtime.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+# OpenVINO's CPU kernels sum in other orders than PyTorch: on GAN Compression's trained
+# horse2zebra student its float32 output is 2.0e-4 from the float64 reference (ONNX Runtime
+# 5.0e-5, PyTorch float32 1.3e-5). 1e-3 is an eighth of one 8-bit output level; bf16 compute
+# (OpenVINO's default on AMX CPUs) lands near 1e-2 and fails it.
+DEFAULT_ATOL = 1e-3
+PRECISIONS = {"f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16"}
+
+
+class OpenVinoParityError(ValueError):
+    """OpenVINO's float32 output differs from PyTorch's by more than the tolerance."""
+
+
+def openvino_available() -> bool:
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _require_openvino():
+    try:
+        import openvino
+    except ImportError as err:
+        raise ImportError("the openvino backend needs OpenVINO: pip install 'wkd_hf[deploy]' "
+                          "(or pip install openvino)") from err
+    return openvino
+
+
+def cpu_capabilities() -> list[str]:
+    """OpenVINO's CPU plugin capabilities (e.g. ``FP32``, ``BF16``, ``INT8``): what this CPU
+    can run natively."""
+    return list(_require_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+
+
+def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
+                     precision: str = "f32", latency_hint: bool = True,
+                     cache_dir: str | os.PathLike | None = None):
+    """An OpenVINO ``CompiledModel`` of an ``.onnx`` (or ``.xml``) file on the CPU.
+
+    Args:
+        num_threads: ``INFERENCE_NUM_THREADS`` (None: OpenVINO's default, all cores).
+        precision: ``"f32"`` or ``"bf16"`` (``INFERENCE_PRECISION_HINT``; int8 comes from the
+            file's QDQ nodes, not from here).
+        latency_hint: ``PERFORMANCE_HINT=LATENCY`` (one stream: batch-1 latency).
+        cache_dir: OpenVINO's compiled-model cache (``CACHE_DIR``), e.g. next to the weights:
+            later loads skip compilation.
+    """
+    ov = _require_openvino()
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}; got {precision!r}")
+    config = {"INFERENCE_PRECISION_HINT": PRECISIONS[precision]}
+    if num_threads is not None:
+        config["INFERENCE_NUM_THREADS"] = int(num_threads)
+    if latency_hint:
+        config["PERFORMANCE_HINT"] = "LATENCY"
+    if cache_dir is not None:
+        config["CACHE_DIR"] = str(cache_dir)
+    core = ov.Core()
+    return core.compile_model(core.read_model(str(path)), "CPU", config)
+
+
+def read_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``wkd_hf.*`` metadata :func:`wkd_hf.export_onnx` wrote, without the prefix."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key.removeprefix("wkd_hf."): p.value for p in proto.metadata_props
+            if p.key.startswith("wkd_hf.")}
+
+
+class OpenVinoGenerator:
+    """An exported generator run by OpenVINO on the CPU, usable where a wkd_hf generator is
+    called: ``OpenVinoGenerator("g.onnx")(x)`` maps N x C x H x W float in [-1, 1] to the
+    translated N x C' x H x W float32 tensor. ``config`` / ``check_input_size`` come from the
+    file's metadata, as for :class:`wkd_hf.onnx_export.OnnxGenerator`."""
+
+    def __init__(self, path: str | os.PathLike, num_threads: int | None = None,
+                 precision: str = "f32", cache_dir: str | os.PathLike | None = None) -> None:
+        self.path, self.precision = str(path), PRECISIONS.get(precision, precision)
+        self.compiled = compile_openvino(path, num_threads, precision, cache_dir=cache_dir)
+        self.request = self.compiled.create_infer_request()
+        self.metadata = read_metadata(path) if self.path.endswith(".onnx") else {}
+        self.config = json.loads(self.metadata.get("config", "{}"))
+        self.class_name = self.metadata.get("class_name", "unknown")
+        self._multiple = int(self.metadata.get("size_multiple", 1))
+        self._minimum = int(self.metadata.get("size_minimum", 1))
+
+    def check_input_size(self, height: int, width: int) -> None:
+        from .models.layers import check_input_size
+
+        check_input_size(f"{self.class_name} (OpenVINO)", height, width, self._multiple,
+                         self._minimum)
+
+    def run(self, array: np.ndarray) -> np.ndarray:
+        """N x C x H x W float32 array -> output array (a copy)."""
+        self.request.infer({0: np.ascontiguousarray(array, dtype=np.float32)})
+        return self.request.get_output_tensor(0).data.copy()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.run(x.detach().float().cpu().numpy()))
+
+    def eval(self) -> OpenVinoGenerator:
+        return self
+
+
+def check_openvino_parity(model: nn.Module, onnx_path: str | os.PathLike,
+                          shapes: Sequence[tuple[int, ...]], atol: float = DEFAULT_ATOL) -> float:
+    """Max abs difference of OpenVINO (float32 precision) to PyTorch in float64 over real photos
+    of each N x C x H x W shape; ``OpenVinoParityError`` above ``atol``."""
+    import copy
+
+    from .onnx_export import real_images
+
+    generator = OpenVinoGenerator(onnx_path, precision="f32")
+    net64 = copy.deepcopy(model).float().cpu().eval().double()
+    worst = 0.0
+    for shape in shapes:
+        images = real_images(shape[0], shape[2], shape[3])
+        if shape[1] != 3:
+            images = images.mean(1, keepdim=True).expand(-1, shape[1], -1, -1).contiguous()
+        with torch.inference_mode():
+            expected = net64(images.double()).numpy()
+        got = generator.run(images.numpy())
+        if got.shape != expected.shape:
+            raise OpenVinoParityError(f"OpenVINO gave shape {got.shape} for input {shape}; "
+                                      f"PyTorch {expected.shape}")
+        diff = float(np.abs(got.astype(np.float64) - expected).max())
+        worst = max(worst, diff)
+        if not diff <= atol:
+            raise OpenVinoParityError(
+                f"{onnx_path}: OpenVINO differs from PyTorch by {diff:.3g} (max abs, input "
+                f"{shape}) > {atol:g}; do not use this runtime for the model")
+    return worst
+
+
+def openvino_pipeline(pipeline, num_threads: int | None = None, precision: str = "f32",
+                      directory: str | os.PathLike | None = None,
+                      atol: float = DEFAULT_ATOL):
+    """An ``ImageTranslationPipeline`` running ``pipeline``'s generator in OpenVINO: exported to
+    ONNX (ONNX Runtime parity check) into ``directory`` or a temporary folder, then checked in
+    OpenVINO at float32 against PyTorch before it is compiled at ``precision``."""
+    from .onnx_export import export_onnx
+    from .pipeline import ImageTranslationPipeline
+
+    _require_openvino()
+    directory = Path(directory or tempfile.mkdtemp(prefix="wkd_openvino_"))
+    path = directory / "generator.onnx"
+    report = export_onnx(pipeline.generator, path, resolution=pipeline.resolution or 256,
+                         metadata={"resolution": pipeline.resolution,
+                                              "direction": pipeline.direction})
+    check_openvino_parity(pipeline.generator, path, report.checked_shapes, atol)
+    return ImageTranslationPipeline(OpenVinoGenerator(path, num_threads, precision),
+                                    resolution=pipeline.resolution, direction=pipeline.direction)
+
+
+def pipeline_on_backend(pipeline, backend: str, num_threads: int | None = None,
+                        precision: str = "f32", device: str = "cpu"):
+    """``pipeline`` itself (``"torch"``), or its generator exported and run by ONNX Runtime
+    (``"onnx"``) or OpenVINO (``"openvino"``, at ``precision``), each parity-checked."""
+    if backend == "torch":
+        return pipeline
+    if backend == "onnx":
+        from .onnx_export import onnx_pipeline
+
+        return onnx_pipeline(pipeline, num_threads, device=device)
+    if backend == "openvino":
+        if str(device) != "cpu":
+            raise ValueError("the openvino backend runs on the CPU; pass --device cpu")
+        return openvino_pipeline(pipeline, num_threads, precision)
+    raise ValueError(f"backend must be 'torch', 'onnx' or 'openvino'; got {backend!r}")
