@@ -7,6 +7,7 @@ weights-only before a resume loads them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -270,7 +271,7 @@ def _train_step(accelerator: Accelerator, setup: GANTrainingSetup, batch, args,
     running statistics of the generators still saw the batch.)
     """
     distiller = setup.distiller
-    with accelerator.accumulate(*setup.trained_modules):
+    with accelerator.accumulate(*setup.trained_modules), one_scaler_update(accelerator):
         outputs = distiller.generate(batch)
         if tuple(distiller.update_order) == ("generator", "discriminator"):
             losses = _generator_first(accelerator, setup, batch, args, state, outputs)
@@ -313,6 +314,30 @@ def _generator_first(accelerator, setup, batch, args, state, outputs):
     _step(accelerator, g_loss, setup.generator_optimizer)
     _step(accelerator, d_loss, setup.discriminator_optimizer)
     return (d_loss, d_logs), (g_loss, g_logs)
+
+
+@contextlib.contextmanager
+def one_scaler_update(accelerator: Accelerator):
+    """One ``GradScaler.update()`` per training step, after both optimizers stepped (PyTorch's
+    recipe for several optimizers sharing a scaler; fp16 on CUDA).
+
+    accelerate updates the scale after each optimizer's step. With gradient accumulation the
+    network stepped second then holds gradients of earlier micro-batches taken at the old scale
+    and of the last one at the new scale, all unscaled by the new one. Inside this context the
+    scale stays fixed; one update on the way out takes the overflows of both optimizers.
+    """
+    scaler = getattr(accelerator, "scaler", None)
+    if scaler is None:
+        yield
+        return
+    pending = []
+    scaler.update = lambda new_scale=None: pending.append(new_scale)  # accelerate's call
+    try:
+        yield
+    finally:
+        del scaler.update  # the class's method again
+        if pending:
+            scaler.update()
 
 
 def _step(accelerator: Accelerator, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:

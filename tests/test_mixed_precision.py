@@ -1,0 +1,56 @@
+"""Mixed precision in the GAN step: fp16's loss scaler with gradient accumulation (a GradScaler
+injected as accelerate builds it on CUDA: on CPU accelerate trains "fp16" as fp32 with no
+scaler), and the teacher under the same autocast as the prepared students."""
+
+import argparse
+
+import torch
+from accelerate import Accelerator
+
+from wkd_hf.distillation import PairedDistiller, WKDConfig
+from wkd_hf.models import PatchDiscriminator, ResnetGenerator
+from wkd_hf.training import GANTrainingSetup, LoopState, _train_step
+
+ARGS = argparse.Namespace(skip_nan_steps=0, output_dir=".")
+
+
+def _networks():
+    torch.manual_seed(0)
+    generator = ResnetGenerator(ngf=4, n_blocks=1)
+    discriminator = PatchDiscriminator(in_channels=6, ndf=4, n_layers=2, norm_type="instance")
+    return generator, discriminator
+
+
+def _batches():
+    noise = torch.Generator().manual_seed(1)
+    return [{"source": torch.rand(1, 3, 16, 16, generator=noise) * 2 - 1,
+             "target": torch.rand(1, 3, 16, 16, generator=noise) * 2 - 1} for _ in range(2)]
+
+
+def _accumulated_step(scaler: torch.amp.GradScaler | None) -> list[torch.Tensor]:
+    """Two micro-batches, one optimizer step of each network (pix2pix order: D, then G);
+    the weights of G and D after it."""
+    accelerator = Accelerator(cpu=True, gradient_accumulation_steps=2)
+    accelerator.scaler = scaler  # what Accelerator(mixed_precision="fp16") holds on CUDA
+    generator, discriminator = _networks()
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (generator, discriminator)]
+    generator, discriminator, opt_g, opt_d = accelerator.prepare(
+        generator, discriminator, *optimizers)
+    assert opt_g.scaler is scaler
+    distiller = PairedDistiller(generator, discriminator,
+                                WKDConfig(mode="paired", bands="none", gan_mode="lsgan"))
+    setup = GANTrainingSetup(distiller, opt_g, opt_d, [], None, [generator, discriminator],
+                             discriminators=[discriminator])
+    for batch in _batches():
+        _train_step(accelerator, setup, batch, ARGS, LoopState())
+    return [p.detach().clone() for m in (generator, discriminator) for p in m.parameters()]
+
+
+def test_fp16_scaler_with_accumulation_unscales_both_networks_right():
+    reference = _accumulated_step(None)
+    # growth_interval 1: the scale doubles at every update(), as it does every 2000 clean steps
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=1)
+    scaled = _accumulated_step(scaler)
+    for actual, wanted in zip(scaled, reference):
+        torch.testing.assert_close(actual, wanted, rtol=1e-5, atol=1e-6)
+    assert scaler.get_scale() == 2.0**11  # one update per optimizer step of the pair
