@@ -6,7 +6,8 @@ dataset wrapper. A row the transform cannot decode comes back as a bad-sample ma
 counts it, warns once per file (path, or ``row <index>`` when it has no path), raises
 :class:`TooManyBadImagesError` past ``max_bad_fraction`` (the DataLoader re-raises it in the main
 process), and yields ``None``; :func:`collate_skipping_bad` drops it. A batch may therefore hold
-fewer than ``batch_size`` rows, and is ``None`` when all of its rows were bad: skip it.
+fewer than ``batch_size`` rows, and is ``None`` when all of its rows were bad: skip it (map-style
+only: a stream drops bad rows before batching, so its batches are always full).
 
 Training loaders use ``persistent_workers`` when ``num_workers > 0``, so each worker's tracker
 (and its warned-once memory) lives for the whole run instead of one epoch.
@@ -226,7 +227,9 @@ def _worker_id() -> int:
 
 class _IterableRows(torch.utils.data.IterableDataset):
     """Streaming rows (or zipped A/B rows) through the transform; ``datasets`` shards the
-    stream across DataLoader workers. Augmentation is keyed by (epoch, position, worker)."""
+    stream across DataLoader workers. Augmentation is keyed by (epoch, position, worker).
+    Bad rows are dropped here, before batching: streaming batches are dispatched from rank 0,
+    and a batch of bad rows only (None) would break accelerate's concatenation."""
 
     def __init__(self, dataset: datasets.IterableDataset, checked: _Checked, seed: int,
                  domain_b: datasets.IterableDataset | None = None) -> None:
@@ -242,8 +245,10 @@ class _IterableRows(torch.utils.data.IterableDataset):
             rows = zip(self.dataset, self.domain_b)
         for index, row in enumerate(rows):
             with seeded_rng(self.seed, epoch, index, worker):
-                yield (self.checked(row, index) if self.domain_b is None
+                out = (self.checked(row, index) if self.domain_b is None
                        else self.checked.unaligned(row[0], row[1], index))
+            if out is not None:  # a bad row (counted, warned) costs that row, never a batch
+                yield out
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle per epoch (accelerate's ``DataLoader.set_epoch`` calls this)."""
