@@ -4,8 +4,12 @@ scaler), and the teacher under the same autocast as the prepared students."""
 
 import argparse
 
+import pytest
 import torch
 from accelerate import Accelerator
+from accelerate.state import AcceleratorState
+
+from wkd_hf import run as run_module
 
 from wkd_hf.distillation import PairedDistiller, WKDConfig
 from wkd_hf.models import PatchDiscriminator, ResnetGenerator
@@ -54,3 +58,45 @@ def test_fp16_scaler_with_accumulation_unscales_both_networks_right():
     for actual, wanted in zip(scaled, reference):
         torch.testing.assert_close(actual, wanted, rtol=1e-5, atol=1e-6)
     assert scaler.get_scale() == 2.0**11  # one update per optimizer step of the pair
+
+
+@pytest.fixture
+def bf16_accelerator():
+    """``Accelerator(mixed_precision="bf16")`` on the CPU (accelerate's state is one per process:
+    reset around the test, as accelerate's own tests do)."""
+    AcceleratorState._reset_state(True)
+    try:
+        yield Accelerator(cpu=True, mixed_precision="bf16")
+    finally:
+        AcceleratorState._reset_state(True)
+
+
+def test_the_teacher_runs_under_the_prepared_students_autocast(bf16_accelerator, monkeypatch,
+                                                              tmp_path):
+    monkeypatch.setattr(run_module, "run_gan_training", lambda *a, **k: None)
+    args = argparse.Namespace(
+        learning_rate=2e-4, adam_beta1=0.5, adam_beta2=0.999, max_train_steps=1,
+        lr_scheduler="constant", lr_decay_steps=None, lr_warmup_steps=0, output_dir=str(tmp_path),
+        resume_from_checkpoint=None, report_to="none", num_train_epochs=1,
+        gradient_accumulation_steps=1)
+    session = run_module.RunSession(args, bf16_accelerator, "distill.py", "cmd")
+    student, discriminator = _networks()
+    torch.manual_seed(3)
+    teacher = ResnetGenerator(ngf=8, n_blocks=1)
+    run = run_module.GANRun(WKDConfig(mode="paired"), {"a2b": student}, {"a2b": discriminator},
+                            teachers={"a2b": teacher})
+    loader = torch.utils.data.DataLoader([{"source": torch.zeros(3, 8, 8)}], batch_size=1)
+    data = type("Data", (), {"train_loader": loader, "validation_loader": None})()
+    session.train(run, lambda r: PairedDistiller(r.generators["a2b"], r.discriminators["a2b"],
+                                                 r.config, r.teachers["a2b"]), data)
+    dtypes = {}
+    for name, network in (("student", session.distiller.student), ("teacher", teacher)):
+        conv = next(m for m in network.modules() if isinstance(m, torch.nn.Conv2d))
+        conv.register_forward_hook(lambda m, i, o, name=name: dtypes.update({name: o.dtype}))
+    outputs = session.distiller.generate(_batches()[0])
+    assert dtypes == {"student": torch.bfloat16, "teacher": torch.bfloat16}
+    # outputs back in float32, as accelerate returns a prepared model's: the losses stay float32
+    assert outputs.fakes["fake"].dtype == outputs.teacher_fakes["fake"].dtype == torch.float32
+    with torch.no_grad():
+        reference = teacher._wkd_original_forward(_batches()[0]["source"])
+    torch.testing.assert_close(outputs.teacher_fakes["fake"], reference, atol=0.05, rtol=0)

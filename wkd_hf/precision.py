@@ -1,0 +1,62 @@
+"""Mixed precision beyond what ``accelerator.prepare`` covers: the frozen teacher, and what the CPU
+can do natively.
+
+accelerate runs a *prepared* model's forward under autocast and returns float32 outputs. The
+teacher is not prepared (it has no optimizer, and a prepared model would enter every checkpoint),
+so it ran in float32 while the students ran in bf16/fp16. :func:`autocast_like_prepared` gives it
+the same forward: under the accelerator's autocast, outputs back to float32, so the WKD/GAN losses
+and the DWT still compute in float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from types import MethodType
+
+import torch
+from accelerate.utils import convert_outputs_to_fp32
+from torch import nn
+
+
+def accelerator_autocast(accelerator) -> contextlib.AbstractContextManager | None:
+    """The autocast context accelerate wraps prepared models in (None without mixed precision)."""
+    if not getattr(accelerator, "native_amp", False):
+        return None
+    from accelerate.utils import get_mixed_precision_context_manager
+
+    return get_mixed_precision_context_manager(accelerator.native_amp, accelerator.autocast_handler)
+
+
+def autocast_like_prepared(module: nn.Module, autocast: Callable | None) -> nn.Module:
+    """Run ``module``'s forward under ``autocast`` (an ``torch.autocast`` instance) with float32
+    outputs, as ``accelerator.prepare`` does for trained models; returns the module.
+
+    ``autocast`` None leaves the module as it is. Applied twice, the second call is a no-op.
+    """
+    if autocast is None or hasattr(module, "_wkd_original_forward"):
+        return module
+    module._wkd_original_forward = module.forward
+    forward = autocast(module.forward.__func__)
+    module.forward = MethodType(convert_outputs_to_fp32(forward), module)
+    return module
+
+
+def cpu_bf16_support() -> dict[str, bool]:
+    """What this CPU has for bfloat16: ``avx512_bf16`` (native bf16 dot products) and ``amx``
+    (AMX tiles, Sapphire Rapids and later). Without either, oneDNN emulates bf16 and a bf16 step
+    is no faster than float32."""
+    cpu = getattr(torch, "cpu", None)
+
+    def check(name: str) -> bool:
+        probe = getattr(cpu, name, None)
+        return bool(probe()) if probe is not None else False
+
+    return {"avx512_bf16": check("_is_avx512_bf16_supported"),
+            "amx": check("_is_amx_tile_supported")}
+
+
+def bf16_pays_off_on_cpu() -> bool:
+    """Whether ``--mixed_precision bf16`` speeds a CPU step up here (native bf16 or AMX)."""
+    support = cpu_bf16_support()
+    return support["avx512_bf16"] or support["amx"]
