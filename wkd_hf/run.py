@@ -22,6 +22,7 @@ from torch import nn
 from . import recipes
 from .cards import save_applicable_args, write_run_card
 from .checkpointing import (
+    agreed_resume_checkpoint,
     check_resumable,
     disk_full_as_error,
     list_checkpoints,
@@ -58,7 +59,6 @@ from .training import (
     build_adam,
     build_lr_scheduler,
     checkpoint_step,
-    resolve_resume_checkpoint,
     run_gan_training,
     steps_for_epochs,
     stopped_message,
@@ -157,7 +157,8 @@ class RunSession:
         run_gan_training(acc, setup, args, self.state, self._validate)
 
     def _resume(self, schedulers: list, pools: dict) -> None:
-        path = resolve_resume_checkpoint(self.args.output_dir, self.args.resume_from_checkpoint)
+        path = agreed_resume_checkpoint(self.accelerator, self.args.output_dir,
+                                        self.args.resume_from_checkpoint)
         if path is None:
             return
         check_resumable(path, self.args)  # before accelerate opens any of its pickles

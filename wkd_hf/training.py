@@ -45,7 +45,8 @@ def build_accelerator(args) -> Accelerator:
         mixed_precision=args.mixed_precision,
         log_with=report_to,
         project_config=ProjectConfiguration(
-            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "logs")),
+            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "logs"),
+            save_on_each_node=getattr(args, "save_on_each_node", False)),
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
         cpu=args.cpu or not has_accelerator_device(),
     )
@@ -159,8 +160,21 @@ def _check_finite(accelerator: Accelerator, loss: Tensor, logs: Mapping[str, Ten
     return bad
 
 
-def _mean_logs(logs: Mapping[str, Tensor]) -> dict[str, float]:
-    return {key: float(value.float().mean()) for key, value in logs.items()}
+def _mean_logs(logs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {key: value.detach().float().mean() for key, value in logs.items()}
+
+
+def to_floats(logs: Mapping[str, Tensor]) -> dict[str, float]:
+    """Scalar tensors -> floats in one device-to-host copy (one sync, not one per value)."""
+    if not logs:
+        return {}
+    return dict(zip(logs, torch.stack(list(logs.values())).tolist()))
+
+
+def _is_logging_step(args, step: int) -> bool:
+    """Log (trackers, progress bar) every ``--logging_steps`` steps, at step 1 and at the end."""
+    every = getattr(args, "logging_steps", 1) or 1
+    return step % every == 0 or step == 1 or step >= args.max_train_steps
 
 
 def run_gan_training(accelerator: Accelerator, setup: GANTrainingSetup, args,
@@ -201,9 +215,10 @@ def _run_loop(accelerator: Accelerator, setup: GANTrainingSetup, args, state: Lo
                 scheduler.step()
             state.global_step += 1
             progress.update(1)
-            logs["lr"] = setup.schedulers[0].get_last_lr()[0]
-            progress.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:4]})
-            accelerator.log(logs, step=state.global_step)
+            if _is_logging_step(args, state.global_step):
+                values = {**to_floats(logs), "lr": setup.schedulers[0].get_last_lr()[0]}
+                progress.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]})
+                accelerator.log(values, step=state.global_step)
             _periodic(accelerator, args, state, on_validation)
             if state.global_step >= args.max_train_steps:
                 break
@@ -255,9 +270,10 @@ def _periodic(accelerator: Accelerator, args, state: LoopState,
 
 
 def _train_step(accelerator: Accelerator, setup: GANTrainingSetup, batch, args,
-                state: LoopState) -> dict[str, float] | None:
-    """One generator pass and both updates, in ``setup.distiller.update_order``; None when the
-    batch was skipped for a non-finite loss.
+                state: LoopState) -> dict[str, Tensor] | None:
+    """One generator pass and both updates, in ``setup.distiller.update_order``; the losses as
+    detached scalar tensors (read on the host only at logging steps), or None when the batch was
+    skipped for a non-finite loss.
 
     - ``("discriminator", "generator")`` (pix2pix): D steps on detached fakes, then G against
       the updated D.
@@ -280,8 +296,7 @@ def _train_step(accelerator: Accelerator, setup: GANTrainingSetup, batch, args,
     if losses is None:
         return None
     (d_loss, d_logs), (g_loss, g_logs) = losses
-    return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
-            **_mean_logs(d_logs), **_mean_logs(g_logs)}
+    return _mean_logs({"d_loss": d_loss, "g_loss": g_loss, **d_logs, **g_logs})
 
 
 def _discriminator_first(accelerator, setup, batch, args, state, outputs):
