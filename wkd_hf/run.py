@@ -31,6 +31,7 @@ from .checkpointing import (
 )
 from .data import TooManyBadImagesError
 from .distillation import WKDConfig
+from .distributed import sync_batchnorm
 from .errors import WKDError
 from .hub import (
     HubUnavailableError,
@@ -117,6 +118,9 @@ class RunSession:
               data: recipes.TrainingData) -> None:
         """Prepare, resume if asked, and run the loop to ``max_train_steps``."""
         acc, args = self.accelerator, self.args
+        if getattr(args, "sync_batchnorm", False):
+            run.generators = sync_batchnorm(run.generators, acc.num_processes, acc.device)
+            run.discriminators = sync_batchnorm(run.discriminators, acc.num_processes, acc.device)
         keys = list(run.generators)
         generator_params = itertools.chain(*(m.parameters() for m in run.generators.values()),
                                            *(m.parameters() for m in run.adapters.values()))

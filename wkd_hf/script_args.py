@@ -29,7 +29,7 @@ RUN_ONLY_ARGS = frozenset({
     "dataset_name", "dataset_config_name", "train_data_dir", "cache_dir",
     "dataloader_num_workers", "max_bad_fraction", "max_image_pixels", "skip_nan_steps", "cpu",
     "teacher_model_name_or_path", "teacher_subfolder", "teacher_discriminator_path",
-    "teacher_hub_id", "logging_steps", "save_on_each_node"})
+    "teacher_hub_id", "logging_steps", "save_on_each_node", "sync_batchnorm"})
 
 
 class ScriptArgumentParser(argparse.ArgumentParser):
@@ -180,6 +180,9 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None,
                        help="Default: what `accelerate config` / `accelerate launch "
                             "--mixed_precision` set (else no).")
+    group.add_argument("--sync_batchnorm", action="store_true",
+                       help="Several GPUs: batch-norm statistics over all processes' batches "
+                            "(torch's SyncBatchNorm; batch-norm D or U-Net, small batches).")
     group.add_argument("--seed", type=int, default=0,
                        help="Random seed of initialisation, shuffling, crops and flips.")
     group.add_argument("--cpu", action="store_true", help="Train on the CPU even if a GPU is there.")
