@@ -149,18 +149,31 @@ def bench_cycle(args) -> dict:
     kd = {"mode": "cycle", "wave": "haar", "levels": 4, "bands": "high", "lambda_wkd": 0.4}
     setups = {"paper_mode": (students0, discs(big), WKDConfig(**kd, distance="l2"), teachers, res),
               "ours_default": (students0, discs(big // 2), WKDConfig(**kd, distance="l1"), teachers, res)}
-    for tres in args.teacher_resolution:
+    for tres in [] if args.no_teacher_step else args.teacher_resolution:
         setups[f"teacher_{tres}px"] = ({k: generator(big, n_blocks) for k in ("a2b", "b2a")},
                                        discs(big), WKDConfig(mode="cycle", bands="none"), None, tres)
+    setups["paper_mode_bf16"] = setups["paper_mode"]  # --mixed_precision bf16 (teachers too)
     steps = {}
     for name, (gens, ds, config, tchs, size) in setups.items():
         gens, ds = copy.deepcopy(gens), copy.deepcopy(ds)
+        tchs = copy.deepcopy(tchs) if name.endswith("_bf16") else tchs
+        if name.endswith("_bf16"):
+            for module in [*gens.values(), *ds.values(), *tchs.values()]:
+                autocast_like_prepared(module, BF16)
         distiller = CycleDistiller(gens, ds, config, teachers=tchs)
         steps[name] = make_step(distiller, gens.values(), ds.values(), batch(size))
+    if args.authors_code:
+        from authors_code import authors_step  # benchmarks/authors_code.py
+
+        steps["authors_code"] = authors_step(args.authors_code, res, args.batch_size, small, big,
+                                             big)
+        setups["authors_code"] = (None, None, None, None, res)
     times = {name: [ms / 1000 for ms in values]  # seconds
              for name, values in interleaved(steps, args.repeats, args.warmup).items()}
     rows = {name: {**quantiles(t), "times": t, "resolution": setups[name][4],
-                   "vs_paper_mode": ratio(times, name, "paper_mode")} for name, t in times.items()}
+                   "vs_paper_mode": ratio(times, name, "paper_mode"),
+                   **({"vs_authors_code": ratio(times, name, "authors_code")}
+                      if "authors_code" in times else {})} for name, t in times.items()}
     return {"nets": nets, "configs": rows}
 
 
@@ -273,15 +286,21 @@ def print_cycle(result: dict, args) -> None:
     n = result["nets"]
     print(f"\n== Table 2: one CycleGAN-style iteration (both directions, D + G updates), batch "
           f"{args.batch_size} ==")
-    print(f"{'configuration':<15}{'px':>5}{'s median [p10, p90]':>26}{'x paper_mode':>22}")
+    authors = "authors_code" in result["configs"]
+    print(f"{'configuration':<16}{'px':>5}{'s median [p10, p90]':>26}{'x paper_mode':>22}"
+          + (f"{'x authors_code':>22}" if authors else ""))
     for name, row in result["configs"].items():
-        print(f"{name:<15}{row['resolution']:>5}{fmt(row, 1, 3):>26}"
-              f"{fmt(row['vs_paper_mode'], 1, 3):>22}")
+        print(f"{name:<16}{row['resolution']:>5}{fmt(row, 1, 3):>26}"
+              f"{fmt(row['vs_paper_mode'], 1, 3):>22}"
+              + (f"{fmt(row['vs_authors_code'], 1, 3):>22}" if authors else ""))
     print(f"paper_mode: 2 students ngf {n['student_ngf']} + 2 frozen teachers ngf {n['teacher_ngf']} "
           f"({n['n_blocks']} blocks, instance), 2 D ndf {n['ndf_paper']} (instance), WKD haar/4 "
           f"levels/0.4, l2 (the released code's MSE).\nours_default: same with D ndf "
           f"{n['ndf_ours']} and l1. teacher_*: plain CycleGAN (no KD), 2 G ngf {n['teacher_ngf']}, "
-          f"2 D ndf {n['ndf_paper']}.")
+          f"2 D ndf {n['ndf_paper']}. paper_mode_bf16: paper_mode under bf16 autocast, teachers "
+          f"too (--mixed_precision bf16), losses float32."
+          + (" authors_code: the authors' released optimize_parameters() (benchmarks/"
+             "authors_code.py), same networks and settings." if authors else ""))
     low, high = REFERENCE["authors_paper_mode_s"]
     tlow, thigh = REFERENCE["upstream_cyclegan_teacher_s"]
     print(f"Reported for the authors' code, NOT measured here: paper-mode iteration {low}-{high} s "
@@ -302,6 +321,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--student_ngf", type=int, default=None, help="Table 1 student (default 24)")
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--only", choices=("wkd", "cycle", "precision"), default=None)
+    parser.add_argument("--no_teacher_step", action="store_true",
+                        help="Table 2: leave out the plain CycleGAN teacher step(s)")
+    parser.add_argument("--authors_code", default=None,
+                        help="Table 2: also time the authors' released step from this checkout "
+                             "of ArchipLab-LinfengZhang/wkd-datasets (see authors_code.py)")
     parser.add_argument("--channels_last", action="store_true",
                         help="Table 3: also time channels_last (fp32_cl, bf16_cl)")
     parser.add_argument("--quick", action="store_true",
