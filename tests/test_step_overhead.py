@@ -63,3 +63,19 @@ def test_a_step_reads_two_values_and_a_logging_step_one_copy_more(host_reads):
     _run(steps=5, logging_steps=5, host_reads=host_reads)
     # 5 steps x the two non-finite checks (before each update) + one copy at steps 1 and 5
     assert sorted(host_reads) == sorted(["__bool__"] * 10 + ["tolist"] * 2), host_reads
+
+
+def test_training_batches_are_pinned_and_copied_non_blocking_on_cuda_only(monkeypatch):
+    from wkd_hf.data import build_train_dataloader
+    from wkd_hf.training import pins_memory
+
+    assert not pins_memory(argparse.Namespace(cpu=False)) or torch.cuda.is_available()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # what a CUDA machine says
+    assert pins_memory(argparse.Namespace(cpu=False))
+    assert not pins_memory(argparse.Namespace(cpu=True))  # --cpu on a GPU machine
+    import datasets
+
+    rows = datasets.Dataset.from_dict({"x": [1, 2]})
+    loader = build_train_dataloader(rows, lambda row: {"x": torch.tensor(row["x"])}, 1, seed=0,
+                                    pin_memory=True)
+    assert loader.pin_memory

@@ -47,12 +47,18 @@ def build_accelerator(args) -> Accelerator:
         project_config=ProjectConfiguration(
             project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "logs"),
             save_on_each_node=getattr(args, "save_on_each_node", False)),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True,
+                                                  non_blocking=pins_memory(args)),
         cpu=args.cpu or not has_accelerator_device(),
     )
     configure_logging(accelerator)
     set_seed(args.seed, device_specific=True)
     return accelerator
+
+
+def pins_memory(args) -> bool:
+    """Pinned training batches and non-blocking copies to the device: when training on CUDA."""
+    return torch.cuda.is_available() and not getattr(args, "cpu", False)
 
 
 def has_accelerator_device() -> bool:

@@ -294,7 +294,7 @@ def _torch_dataset(dataset: Any, checked: _Checked, *, train: bool, seed: int = 
 def build_train_dataloader(
     dataset: AnyDataset | UnalignedDataset, transform: Transform, batch_size: int, *, seed: int,
     shuffle: bool = True, num_workers: int = 0, shuffle_buffer_size: int = 1000,
-    max_samples: int | None = None, max_bad_fraction: float = 0.1,
+    max_samples: int | None = None, max_bad_fraction: float = 0.1, pin_memory: bool = False,
 ) -> DataLoader:
     """Training loader: batches ``{"source", "target"}`` / ``{"image"}`` / ``{"A", "B"}`` of
     float32 N x 3 x R x R in [-1, 1] (N <= ``batch_size`` when rows were bad), or None.
@@ -303,7 +303,9 @@ def build_train_dataloader(
     ``dataset.shuffle(seed, buffer_size)``. Both reshuffle via ``loader.set_epoch(epoch)``
     (accelerate's prepared loader forwards it). Crops and flips are keyed by (seed, epoch, row),
     see :func:`seeded_rng`, so a run resumed mid-epoch sees the same images. ``max_samples``
-    keeps the first rows (before shuffling). ``drop_last=True``.
+    keeps the first rows (before shuffling). ``drop_last=True``. ``pin_memory`` (training on
+    CUDA): page-locked batches, so their copy to the GPU can overlap the step (accelerate's
+    ``non_blocking``).
     """
     if batch_size < 1:
         raise ValueError(f"--train_batch_size {batch_size} must be >= 1.")
@@ -321,7 +323,7 @@ def build_train_dataloader(
         sampler = EpochSampler(len(wrapped), seed, shuffle=shuffle)
     return DataLoader(wrapped, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_skipping_bad, drop_last=True,
-                      persistent_workers=num_workers > 0)
+                      persistent_workers=num_workers > 0, pin_memory=pin_memory)
 
 
 def build_eval_dataloader(
