@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import sys
+import time
 from pathlib import Path
 
 import torch
@@ -120,7 +121,7 @@ def bench_wkd(args) -> dict:
                                             student_out, teacher_out)
     steps["l1_loss_only"] = make_loss_only(OutputDistillationLoss("l1"), student_out, teacher_out)
     times = {name: [ms / 1000 for ms in values]  # seconds
-             for name, values in interleaved(steps, args.repeats, args.warmup).items()}
+             for name, values in interleaved(steps, args.repeats, args.warmup, args.clock).items()}
     rows = {name: {**quantiles(t), "times": t, "vs_no_kd": ratio(times, name, "no_kd"),
                    "vs_output_kd": ratio(times, name, "output_kd")} for name, t in times.items()}
     share = {"wkd_loss_over_wkd_step": ratio(times, "wkd_loss_only", "wkd_high"),
@@ -169,7 +170,7 @@ def bench_cycle(args) -> dict:
                                              big)
         setups["authors_code"] = (None, None, None, None, res)
     times = {name: [ms / 1000 for ms in values]  # seconds
-             for name, values in interleaved(steps, args.repeats, args.warmup).items()}
+             for name, values in interleaved(steps, args.repeats, args.warmup, args.clock).items()}
     rows = {name: {**quantiles(t), "times": t, "resolution": setups[name][4],
                    "vs_paper_mode": ratio(times, name, "paper_mode"),
                    **({"vs_authors_code": ratio(times, name, "authors_code")}
@@ -220,7 +221,7 @@ def bench_precision(args) -> dict:
         distiller = PairedDistiller(student, disc, config, teacher)
         steps[name] = make_step(distiller, [student], [disc], batch, records[name])
     times = {name: [ms / 1000 for ms in values]
-             for name, values in interleaved(steps, args.repeats, args.warmup).items()}
+             for name, values in interleaved(steps, args.repeats, args.warmup, args.clock).items()}
     first = {name: record[0] for name, record in records.items()}
     rows = {name: {**quantiles(t), "times": t, "batch_size": sizes[name],
                    "vs_fp32": ratio(times, name, "fp32"),
@@ -248,8 +249,8 @@ def print_precision(result: dict, args) -> None:
               f"{fmt(row['per_image_vs_fp32'], 1, 3):>22}"
               f"{'-' if diff is None else f'{diff:.2e}':>15}")
     print("x fp32: time / fp32's time in the same round (< 1: faster). bf16: student, D and "
-          "teacher forwards under torch.autocast(cpu, bfloat16) with float32 outputs, as accelerate "
-          "prepares models; losses and DWT in float32. bf16_students: the teacher in float32 "
+          "teacher forwards under torch.autocast(cpu, bfloat16) with float32 outputs, as "
+          "accelerate prepares models; losses and DWT in float32. bf16_students: the teacher in float32 "
           "(before this change). wkd rel. diff: |WKD loss - fp32's| / fp32's at the first step "
           "(same weights, same batch).")
 
@@ -321,6 +322,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--student_ngf", type=int, default=None, help="Table 1 student (default 24)")
     parser.add_argument("--batch_size", type=int, default=1)
     parser.add_argument("--only", choices=("wkd", "cycle", "precision"), default=None)
+    parser.add_argument("--cpu_time", action="store_true",
+                        help="time this process's CPU seconds instead of the wall clock: on a "
+                             "machine loaded by other jobs, the work of a step, not the waiting "
+                             "for a core (with --threads 1; threads' time adds up otherwise)")
     parser.add_argument("--no_teacher_step", action="store_true",
                         help="Table 2: leave out the plain CycleGAN teacher step(s)")
     parser.add_argument("--authors_code", default=None,
@@ -339,6 +344,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.resolution = args.resolution or (32 if q else 128)
     args.teacher_resolution = args.teacher_resolution or [args.resolution]
     args.student_ngf = args.student_ngf or (4 if q else 24)
+    args.clock = time.process_time if args.cpu_time else None
     return args
 
 
@@ -357,11 +363,13 @@ def main(argv=None) -> dict:
               "load_average": {"start": load_average()}}
     print(f"Machine: {info['cpu']}, {info['cores']} cores; torch {info['torch']}, python "
           f"{info['python']}, {args.threads} threads. {args.repeats} interleaved rounds after "
-          f"{args.warmup} warm-up{' (QUICK: tiny nets)' if args.quick else ''}. 1-min load "
+          f"{args.warmup} warm-up{' (QUICK: tiny nets)' if args.quick else ''}"
+          f"{'; CPU time of this process, not wall clock' if args.cpu_time else ''}. 1-min load "
           f"average before: {result['load_average']['start']}.")
     try:
-        for table, bench, show in (("wkd", bench_wkd, print_wkd), ("cycle", bench_cycle, print_cycle),
-                                   ("precision", bench_precision, print_precision)):
+        tables = (("wkd", bench_wkd, print_wkd), ("cycle", bench_cycle, print_cycle),
+                  ("precision", bench_precision, print_precision))
+        for table, bench, show in tables:
             if args.only in (None, table):
                 result[table] = bench(args)
                 result["load_average"][f"after_{table}"] = load_average()
@@ -372,6 +380,7 @@ def main(argv=None) -> dict:
           f"{ {k: v for k, v in result['load_average'].items() if k != 'start'} }. Other jobs on "
           f"the cores inflate multi-thread timings many-fold: trust a run started at load < 0.5.")
     if args.json:
+        result["settings"].pop("clock", None)
         with open(args.json, "w") as handle:
             json.dump(result, handle, indent=1)
     return result

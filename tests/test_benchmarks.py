@@ -59,7 +59,8 @@ def test_distill_step_only_and_teacher_resolutions(tmp_path):
     result = _load_benchmark().main(["--quick", "--only", "cycle", "--repeats", "1", "--warmup", "0",
                                      "--teacher_resolution", "32", "48", "--json", str(out)])
     assert "wkd" not in result
-    assert set(result["cycle"]["configs"]) == {"paper_mode", "ours_default", "teacher_32px", "paper_mode_bf16",
+    assert set(result["cycle"]["configs"]) == {"paper_mode", "ours_default", "teacher_32px",
+                                               "paper_mode_bf16",
                                                "teacher_48px"}
     assert result["cycle"]["configs"]["teacher_48px"]["resolution"] == 48
     assert json.loads(out.read_text())["cycle"]["configs"]["teacher_48px"]["median"] > 0

@@ -16,7 +16,8 @@ from accelerate.utils import ProjectConfiguration
 from wkd_hf.checkpointing import LoopState, agreed_resume_checkpoint, save_checkpoint
 from wkd_hf.errors import WKDError
 root, each_node = sys.argv[1], sys.argv[2] == "1"
-accelerator = Accelerator(cpu=True, project_config=ProjectConfiguration(save_on_each_node=each_node))
+config = ProjectConfiguration(save_on_each_node=each_node)
+accelerator = Accelerator(cpu=True, project_config=config)
 out = f"{root}/node{accelerator.process_index}"  # each machine's own disk
 torch.manual_seed(0)
 model = accelerator.prepare(torch.nn.Linear(2, 2))
