@@ -100,3 +100,22 @@ def test_the_teacher_runs_under_the_prepared_students_autocast(bf16_accelerator,
     with torch.no_grad():
         reference = teacher._wkd_original_forward(_batches()[0]["source"])
     torch.testing.assert_close(outputs.teacher_fakes["fake"], reference, atol=0.05, rtol=0)
+
+
+@pytest.mark.parametrize("mixed, native, expect", [
+    ("bf16", False, "emulated and slower"), ("bf16", True, None),
+    ("no", True, "--mixed_precision bf16 trains faster"), ("no", False, None),
+    ("fp16", True, "use --mixed_precision bf16")])
+def test_cpu_precision_advice_follows_what_the_cpu_has(monkeypatch, mixed, native, expect):
+    from types import SimpleNamespace
+
+    from wkd_hf import precision
+
+    monkeypatch.setattr(precision, "cpu_bf16_support",
+                        lambda: {"avx512_bf16": native, "amx": False})
+    accelerator = SimpleNamespace(device=torch.device("cpu"), mixed_precision=mixed,
+                                  native_amp=mixed == "bf16")
+    advice = precision.cpu_precision_advice(accelerator)
+    assert (advice is None) if expect is None else (expect in advice)
+    assert precision.cpu_precision_advice(
+        SimpleNamespace(device=torch.device("cuda"), mixed_precision=mixed, native_amp=True)) is None

@@ -60,3 +60,24 @@ def bf16_pays_off_on_cpu() -> bool:
     """Whether ``--mixed_precision bf16`` speeds a CPU step up here (native bf16 or AMX)."""
     support = cpu_bf16_support()
     return support["avx512_bf16"] or support["amx"]
+
+
+def cpu_precision_advice(accelerator) -> str | None:
+    """One line about ``--mixed_precision`` on the CPU, or None: bf16 without native bf16 is
+    slower than float32; fp16 runs as float32 there (accelerate has no CPU fp16 autocast); float32
+    on a CPU with native bf16 leaves its speed-up unused."""
+    if accelerator.device.type != "cpu":
+        return None
+    mixed = accelerator.mixed_precision
+    native = bf16_pays_off_on_cpu()
+    if mixed == "bf16" and not native:
+        return ("--mixed_precision bf16: this CPU has neither avx512_bf16 nor AMX, so bf16 is "
+                "emulated and slower than float32; use --mixed_precision no.")
+    if mixed == "fp16" and not accelerator.native_amp:
+        return ("--mixed_precision fp16 runs in float32 on the CPU (accelerate has no CPU fp16 "
+                "autocast)" + ("; this CPU has native bf16: use --mixed_precision bf16." if native
+                               else "."))
+    if mixed == "no" and native:
+        return ("This CPU has native bf16 (avx512_bf16/AMX): --mixed_precision bf16 trains "
+                "faster (see benchmarks/README.md), with the losses still in float32.")
+    return None

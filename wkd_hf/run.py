@@ -40,7 +40,7 @@ from .hub import (
     push_output_dir,
 )
 from .metrics.paired import evaluate_paired
-from .precision import accelerator_autocast, autocast_like_prepared
+from .precision import accelerator_autocast, autocast_like_prepared, cpu_precision_advice
 from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
 from .script_args import (
     ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
@@ -375,6 +375,8 @@ def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = 
         if args.push_to_hub:
             _prepare_hub_repo(args)
     logger.info(accelerator.state, main_process_only=True)
+    if advice := cpu_precision_advice(accelerator):
+        logger.warning(advice, main_process_only=True)
     _session = RunSession(args, accelerator, script,
                           command_line(script, argv, secrets=[args.hub_token]))
     return _session
