@@ -186,6 +186,7 @@ PRECISIONS = {  # name: (autocast students+D, autocast teacher, channels_last, b
     "fp32_cl": (False, False, True, 1),
     "bf16_cl": (True, True, True, 1),
     "bf16_batch4": (True, True, False, 4),
+    "bf16_compile": (True, True, False, 1),  # with --compile: torch.compile'd networks
 }
 
 
@@ -205,7 +206,8 @@ def bench_precision(args) -> dict:
     config = WKDConfig(mode="paired", bands="high", wave="haar", levels=4, distance="l1")
     steps, records, sizes = {}, {}, {}
     for name, (mixed, teacher_mixed, channels_last, times) in PRECISIONS.items():
-        if name.endswith("_cl") and not args.channels_last:
+        if (name.endswith("_cl") and not args.channels_last) or (
+                name.endswith("_compile") and not args.compile):
             continue
         student, disc, teacher = (copy.deepcopy(m) for m in (student0, disc0, teacher0))
         sizes[name] = args.batch_size * times
@@ -218,6 +220,9 @@ def bench_precision(args) -> dict:
         autocast_like_prepared(disc, BF16 if mixed else None)
         autocast_like_prepared(teacher, BF16 if teacher_mixed else None)
         records[name] = []
+        if name.endswith("_compile"):  # inductor, static shapes; compiled at the first (warm-up) step
+            student, disc, teacher = (torch.compile(m, dynamic=False)
+                                      for m in (student, disc, teacher))
         distiller = PairedDistiller(student, disc, config, teacher)
         steps[name] = make_step(distiller, [student], [disc], batch, records[name])
     times = {name: [ms / 1000 for ms in values]
@@ -331,6 +336,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--authors_code", default=None,
                         help="Table 2: also time the authors' released step from this checkout "
                              "of ArchipLab-LinfengZhang/wkd-datasets (see authors_code.py)")
+    parser.add_argument("--compile", action="store_true",
+                        help="Table 3: also time bf16 with torch.compile'd networks (minutes of "
+                             "compile in the warm-up)")
     parser.add_argument("--channels_last", action="store_true",
                         help="Table 3: also time channels_last (fp32_cl, bf16_cl)")
     parser.add_argument("--quick", action="store_true",
