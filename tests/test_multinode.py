@@ -76,3 +76,36 @@ def test_every_node_resumes_the_main_process_checkpoint_or_says_why_not(tmp_path
     else:  # before: node 1 found no checkpoint, kept its fresh weights and went on silently
         assert "process 1 has no" in results[1]["error"]
         assert "--save_on_each_node" in results[1]["error"]
+
+
+NAN_SCRIPT = """
+import json, sys, torch
+from accelerate import Accelerator
+from wkd_hf.training import _check_finite
+accelerator = Accelerator(cpu=True)
+rank = accelerator.process_index
+loss = torch.tensor(float("nan") if rank == 1 else 1.0)
+found = [_check_finite(accelerator, loss, {"wkd": loss}, "g_loss"),
+         _check_finite(accelerator, torch.tensor(2.0), {}, "d_loss")]
+with open(f"{sys.argv[1]}/nan{rank}.json", "w") as handle:
+    json.dump(found, handle)
+accelerator.wait_for_everyone()
+accelerator.end_training()
+"""
+
+
+def test_a_non_finite_loss_on_one_rank_stops_or_skips_on_every_rank(tmp_path):
+    script = tmp_path / "nan.py"
+    script.write_text(NAN_SCRIPT)
+    port = str(_free_port())
+    processes = [subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "MASTER_ADDR": "127.0.0.1",
+             "MASTER_PORT": port, "WORLD_SIZE": "2", "RANK": str(rank), "LOCAL_RANK": str(rank),
+             "LOCAL_WORLD_SIZE": "2"}) for rank in (0, 1)]
+    for process in processes:
+        _, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+    found = [json.loads((tmp_path / f"nan{r}.json").read_text()) for r in (0, 1)]
+    assert found == [["g_loss (on another process)", None], ["wkd", None]]

@@ -157,13 +157,14 @@ def _first_non_finite(loss: Tensor, logs: Mapping[str, Tensor], name: str) -> st
 
 def _check_finite(accelerator: Accelerator, loss: Tensor, logs: Mapping[str, Tensor],
                   name: str) -> str | None:
-    """The names of non-finite loss parts, agreed across ranks (None when all are finite)."""
-    bad = _first_non_finite(loss, logs, name)
+    """The names of non-finite loss parts, agreed across ranks (None when all are finite). One
+    read on the host per call (a GPU sync), the cross-rank sum included."""
     if accelerator.num_processes > 1:
-        flag = torch.tensor([0.0 if bad is None else 1.0], device=accelerator.device)
-        if accelerator.reduce(flag, reduction="sum").item() > 0 and bad is None:
-            bad = f"{name} (on another process)"
-    return bad
+        here = (~torch.isfinite(loss.detach()).all()).float().reshape(1)
+        if accelerator.reduce(here, reduction="sum").item() == 0:
+            return None
+        return _first_non_finite(loss, logs, name) or f"{name} (on another process)"
+    return _first_non_finite(loss, logs, name)
 
 
 def _mean_logs(logs: Mapping[str, Tensor]) -> dict[str, Tensor]:
