@@ -3,6 +3,7 @@ injected as accelerate builds it on CUDA: on CPU accelerate trains "fp16" as fp3
 scaler), and the teacher under the same autocast as the prepared students."""
 
 import argparse
+import os
 
 import pytest
 import torch
@@ -119,3 +120,29 @@ def test_cpu_precision_advice_follows_what_the_cpu_has(monkeypatch, mixed, nativ
     assert (advice is None) if expect is None else (expect in advice)
     assert precision.cpu_precision_advice(
         SimpleNamespace(device=torch.device("cuda"), mixed_precision=mixed, native_amp=True)) is None
+
+
+def test_distill_in_bf16_on_the_cpu_trains_checkpoints_resumes_and_exports(tmp_path, photo_pairs,
+                                                                          pix2pix_teacher):
+    """The teacher's autocast survives the whole run: validation, checkpoints, resume, export."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "training_scripts" / "distill.py"
+    command = [sys.executable, str(script), "--teacher_model_name_or_path", str(pix2pix_teacher),
+               "--train_data_dir", str(photo_pairs), "--direction", "BtoA", "--output_dir",
+               str(tmp_path / "out"), "--resolution", "32", "--validation_split", "2",
+               "--num_validation_images", "2", "--validation_steps", "1", "--report_to", "none",
+               "--student_ngf", "4", "--discriminator_ndf", "4", "--wkd_levels", "3",
+               "--checkpointing_steps", "1", "--mixed_precision", "bf16", "--cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    first = subprocess.run(command + ["--max_train_steps", "1"], capture_output=True, text=True,
+                           env=env, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    second = subprocess.run(command + ["--max_train_steps", "2", "--resume_from_checkpoint",
+                                       "latest"], capture_output=True, text=True, env=env,
+                            timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "Resumed from" in second.stderr and (tmp_path / "out" / "checkpoint-2").is_dir()
+    assert (tmp_path / "out" / "diffusion_pytorch_model.safetensors").is_file()
