@@ -2,7 +2,7 @@
 
 With DDP each process normalises with its own batch's statistics and keeps its own running
 statistics (rank 0's are exported). ``torch.nn.SyncBatchNorm`` computes them over all processes'
-batches, as diffusers' AutoencoderKL trainer does for its PatchGAN discriminator. It matters
+batches (``convert_sync_batchnorm``, the usual fix for a PatchGAN under DDP). It matters
 with small per-process batches (pix2pix: 1) of batch-norm networks (the PatchGAN's default,
 U-Net generators); instance norm (ResNet generators) has nothing to share.
 """
