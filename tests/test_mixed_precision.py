@@ -146,3 +146,40 @@ def test_distill_in_bf16_on_the_cpu_trains_checkpoints_resumes_and_exports(tmp_p
     assert second.returncode == 0, second.stderr[-3000:]
     assert "Resumed from" in second.stderr and (tmp_path / "out" / "checkpoint-2").is_dir()
     assert (tmp_path / "out" / "diffusion_pytorch_model.safetensors").is_file()
+
+
+@pytest.fixture
+def inductor_accelerator():
+    """``Accelerator(dynamo_backend="inductor")``: what ``accelerate launch --dynamo_backend
+    inductor`` gives (state reset around the test)."""
+    AcceleratorState._reset_state(True)
+    try:
+        yield Accelerator(cpu=True, dynamo_backend="inductor")
+    finally:
+        AcceleratorState._reset_state(True)
+
+
+def test_the_teacher_is_compiled_when_the_students_are(inductor_accelerator, monkeypatch,
+                                                       tmp_path):
+    from wkd_hf.distillation import _unwrap
+
+    monkeypatch.setattr(run_module, "run_gan_training", lambda *a, **k: None)
+    args = argparse.Namespace(
+        learning_rate=2e-4, adam_beta1=0.5, adam_beta2=0.999, max_train_steps=1,
+        lr_scheduler="constant", lr_decay_steps=None, lr_warmup_steps=0, output_dir=str(tmp_path),
+        resume_from_checkpoint=None, report_to="none", num_train_epochs=1,
+        gradient_accumulation_steps=1)
+    session = run_module.RunSession(args, inductor_accelerator, "distill.py", "cmd")
+    student, discriminator = _networks()
+    teacher = ResnetGenerator(ngf=8, n_blocks=1)
+    names = list(teacher.state_dict())
+    run = run_module.GANRun(WKDConfig(mode="paired"), {"a2b": student}, {"a2b": discriminator},
+                            teachers={"a2b": teacher})
+    loader = torch.utils.data.DataLoader([{"source": torch.zeros(3, 8, 8)}], batch_size=1)
+    data = type("Data", (), {"train_loader": loader, "validation_loader": None})()
+    session.train(run, lambda r: PairedDistiller(r.generators["a2b"], r.discriminators["a2b"],
+                                                 r.config, r.teachers["a2b"]), data)
+    prepared = session.distiller.discriminator
+    assert hasattr(prepared, "_orig_mod") and _unwrap(prepared) is discriminator  # accelerate's
+    assert teacher._compiled_call_impl is not None  # compiled in place, like the students
+    assert session.distiller.teacher is teacher and list(teacher.state_dict()) == names

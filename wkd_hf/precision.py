@@ -81,3 +81,18 @@ def cpu_precision_advice(accelerator) -> str | None:
         return ("This CPU has native bf16 (avx512_bf16/AMX): --mixed_precision bf16 trains "
                 "faster (see benchmarks/README.md), with the losses still in float32.")
     return None
+
+
+def compile_like_prepared(module: nn.Module, accelerator) -> nn.Module:
+    """``torch.compile`` the module in place with the accelerator's dynamo settings
+    (``accelerate launch --dynamo_backend inductor``), as ``prepare`` compiles trained models;
+    returns it. No dynamo backend: unchanged."""
+    from accelerate.utils import DynamoBackend
+
+    plugin = accelerator.state.dynamo_plugin
+    if plugin.backend == DynamoBackend.NO:
+        return module
+    kwargs = plugin.to_kwargs()
+    kwargs.pop("use_regional_compilation", None)
+    module.compile(**kwargs)  # in place: same module, same state_dict keys
+    return module

@@ -40,7 +40,12 @@ from .hub import (
     push_output_dir,
 )
 from .metrics.paired import evaluate_paired
-from .precision import accelerator_autocast, autocast_like_prepared, cpu_precision_advice
+from .precision import (
+    accelerator_autocast,
+    autocast_like_prepared,
+    compile_like_prepared,
+    cpu_precision_advice,
+)
 from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
 from .script_args import (
     ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
@@ -143,8 +148,9 @@ class RunSession:
         # The distiller holds the teachers and every loss tensor (DWT filters, adapters):
         # moving it puts all of them where the batch lives.
         self.distiller = distiller_factory(run).to(acc.device)
-        for teacher in self.distiller._teachers():  # the prepared students' autocast, fp32 out
-            autocast_like_prepared(teacher, accelerator_autocast(acc))
+        for teacher in self.distiller._teachers():  # as the students are prepared: autocast
+            autocast_like_prepared(teacher, accelerator_autocast(acc))  # with fp32 outputs,
+            compile_like_prepared(teacher, acc)  # and torch.compile with --dynamo_backend
         pools = getattr(self.distiller, "pools", {})  # our state: JSON + safetensors, no pickle
         acc.register_save_state_pre_hook(lambda models, weights, folder: save_run_state(
             folder, acc, self.state, schedulers, pools, args))
