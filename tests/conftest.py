@@ -16,6 +16,18 @@ def hub_offline(monkeypatch, tmp_path):
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "hub_cache"))
 
 
+@pytest.fixture
+def requested_sleeps(monkeypatch):
+    """The seconds each ``time.sleep`` call asked for (none is slept). "Fails fast" means no
+    retry back-off: asserted on the requested waits, not on the wall clock, which a loaded or
+    slow machine stretches."""
+    import time
+
+    asked: list[float] = []
+    monkeypatch.setattr(time, "sleep", lambda seconds: asked.append(seconds))
+    return asked
+
+
 # ----------------------------------------------------------------------------- script runs
 import importlib.util  # noqa: E402
 import shutil  # noqa: E402

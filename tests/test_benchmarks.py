@@ -40,10 +40,18 @@ def test_distill_step_quick_writes_json(tmp_path, capsys):
     assert math.isfinite(result["wkd"]["share"]["wkd_minus_output_kd_over_wkd_step"]["median"])
 
     cycle = result["cycle"]["configs"]
-    assert set(cycle) == {"paper_mode", "ours_default", "teacher_32px"}
+    assert set(cycle) == {"paper_mode", "ours_default", "teacher_32px", "paper_mode_bf16"}
     for name, row in cycle.items():
         assert _positive_finite(row["median"]) and _positive_finite(row["vs_paper_mode"]["median"]), name
     assert cycle["paper_mode"]["vs_paper_mode"]["median"] == 1.0
+
+    precision = result["precision"]["configs"]
+    assert set(precision) == {"fp32", "bf16_students", "bf16", "bf16_batch4"}  # no --channels_last
+    assert precision["fp32"]["vs_fp32"]["median"] == 1.0
+    assert precision["bf16_batch4"]["batch_size"] == 4
+    # the same weights and batch at the first step: bf16 changes the losses by rounding only
+    assert precision["fp32"]["first_step_rel_diff"]["wkd"] == 0
+    assert 0 < precision["bf16"]["first_step_rel_diff"]["wkd"] < 0.05
 
 
 def test_distill_step_only_and_teacher_resolutions(tmp_path):
@@ -52,6 +60,7 @@ def test_distill_step_only_and_teacher_resolutions(tmp_path):
                                      "--teacher_resolution", "32", "48", "--json", str(out)])
     assert "wkd" not in result
     assert set(result["cycle"]["configs"]) == {"paper_mode", "ours_default", "teacher_32px",
+                                               "paper_mode_bf16",
                                                "teacher_48px"}
     assert result["cycle"]["configs"]["teacher_48px"]["resolution"] == 48
     assert json.loads(out.read_text())["cycle"]["configs"]["teacher_48px"]["median"] > 0

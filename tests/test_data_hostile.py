@@ -25,6 +25,7 @@ from wkd_hf.data import (
     PairedTransform,
     UnpairedTransform,
     build_eval_dataloader,
+    build_train_dataloader,
     decode_image,
     is_bad_sample,
     load_paired_dataset,
@@ -259,6 +260,25 @@ def test_null_image_in_parquet_is_a_bad_row(tmp_path, streaming, cache_dir):
     dataset = load_paired_dataset(train_data_dir=str(folder), streaming=streaming,
                                   cache_dir=cache_dir)
     assert _rows(dataset) == 2
+
+
+def test_streaming_bad_image_costs_one_row_never_a_batch(tmp_path, caplog, cache_dir):
+    """Streaming batches are dispatched from rank 0, where a None batch (all rows bad) broke
+    accelerate's concatenation: a bad row is dropped before batching, with its warning."""
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    red = {"bytes": _png(Image.new("RGB", (8, 8), (255, 0, 0))), "path": None}
+    features = datasets.Features({"imageA": datasets.Image(), "imageB": datasets.Image()})
+    datasets.Dataset.from_dict({"imageA": [red, None, red, red], "imageB": [red] * 4},
+                               features=features).to_parquet(
+        str(folder / "train-00000-of-00001.parquet"))
+    dataset = load_paired_dataset(train_data_dir=str(folder), streaming=True, cache_dir=cache_dir)
+    loader = build_train_dataloader(dataset, PairedTransform(8, train=True), 1, seed=0,
+                                    max_bad_fraction=0.5)
+    with caplog.at_level(logging.WARNING):
+        batches = list(loader)
+    assert len(batches) == 3 and all(b is not None and len(b["source"]) == 1 for b in batches)
+    assert caplog.text.count("Skipping unreadable image row") == 1
 
 
 # ----------------------------------------------------------------------------- image paths

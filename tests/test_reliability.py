@@ -174,12 +174,12 @@ def test_input_mistakes_end_with_one_clear_message(tmp_path, photo_pairs, pix2pi
     else:
         teacher, expect = "someone/not-downloaded-teacher", "HF_HUB_OFFLINE"
     command = distill_command(teacher, photo_pairs, tmp_path / "out", "--max_train_steps", "1")
-    start = time.time()
     result = run(command + extra)
     assert result.returncode != 0
     assert expect in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-3000:]
-    assert time.time() - start < 60
+    # stopped at once (``run``'s timeout catches a hang; no wall-clock bound): no step finished
+    assert not list((tmp_path / "out").glob("*.safetensors")) and "Wrote " not in result.stderr
 
 
 def test_token_never_reaches_files_or_logs(tmp_path, photo_pairs, pix2pix_teacher):

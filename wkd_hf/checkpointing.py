@@ -108,6 +108,43 @@ def resolve_resume_checkpoint(output_dir: str, resume_from: str | None) -> Path 
     return path
 
 
+# ----------------------------------------------------------------------------- several machines
+def writes_checkpoints(accelerator: Accelerator) -> bool:
+    """Whether this process writes, renames and prunes checkpoint folders: the main process, or
+    with ``save_on_each_node`` (machines without a shared disk) the main process of each
+    machine, as accelerate's ``save_state`` then writes the weights on each machine."""
+    if accelerator.project_configuration.save_on_each_node:
+        return accelerator.is_local_main_process
+    return accelerator.is_main_process
+
+
+def agreed_resume_checkpoint(accelerator: Accelerator, output_dir: str,
+                             resume_from: str | None) -> Path | None:
+    """:func:`resolve_resume_checkpoint` on the main process, the same checkpoint on every rank.
+
+    Every rank must load the checkpoint the main process picked: a machine that would resolve
+    ``latest`` on its own disk to nothing (no shared ``--output_dir``) would otherwise keep fresh
+    weights and diverge silently. A rank that does not see it stops with one clear error.
+    """
+    from accelerate.utils import broadcast_object_list
+
+    path = None
+    if accelerator.is_main_process:
+        path = resolve_resume_checkpoint(output_dir, resume_from)
+    if accelerator.num_processes == 1:
+        return path
+    chosen = broadcast_object_list([None if path is None else str(path)])[0]
+    if chosen is None:
+        return None
+    local = Path(output_dir) / Path(chosen).name if resume_from == "latest" else Path(chosen)
+    if not local.is_dir():
+        raise WKDError(f"process {accelerator.process_index} has no {local} to resume from (the "
+                       "main process resumes from it). On several machines, give them a shared "
+                       "--output_dir, or pass --save_on_each_node so that each machine keeps "
+                       "its own copy of every checkpoint.")
+    return local
+
+
 # ----------------------------------------------------------------------------- writing
 def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int,
                     total_limit: int | None = None) -> Path:
@@ -116,7 +153,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int,
     call it. A failed or interrupted save removes the temporary folder and keeps the others."""
     final = Path(output_dir) / f"checkpoint-{step}"
     temporary = Path(output_dir) / f".checkpoint-{step}.tmp"
-    if accelerator.is_main_process and temporary.exists():
+    writer = writes_checkpoints(accelerator)
+    if writer and temporary.exists():
         shutil.rmtree(temporary)
     accelerator.wait_for_everyone()
     try:
@@ -131,7 +169,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int,
                            "--resume_from_checkpoint latest.") from error
         raise
     accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
+    if writer:
         if final.exists():
             shutil.rmtree(final)
         os.replace(temporary, final)
@@ -146,7 +184,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: str, step: int,
 def save_run_state(folder: str | os.PathLike, accelerator: Accelerator, state: LoopState,
                    schedulers: list, pools: Mapping, args) -> None:
     """Write our part of a checkpoint into ``folder`` (a ``save_state`` pre-hook: every rank
-    writes its image pools, the main process the JSON files)."""
+    writes its image pools, the main process the JSON files; with ``--save_on_each_node`` the
+    main process of each machine)."""
     folder = Path(folder)
     pool_states = {name: pool.state_dict() for name, pool in pools.items()}
     if pool_states:
@@ -155,7 +194,7 @@ def save_run_state(folder: str | os.PathLike, accelerator: Accelerator, state: L
         images.update({f"{name}.rng_state": pool["rng_state"]
                        for name, pool in pool_states.items() if "rng_state" in pool})
         save_file(images, folder / f"image_pools_{accelerator.process_index}.safetensors")
-    if accelerator.is_main_process:
+    if writes_checkpoints(accelerator):
         saved = {"loop": state.state_dict(),
                  "schedulers": [scheduler.state_dict() for scheduler in schedulers],
                  "pool_sizes": {name: pool["pool_size"] for name, pool in pool_states.items()}}

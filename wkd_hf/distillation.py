@@ -211,7 +211,9 @@ class ImagePool:
 
 
 def _unwrap(module: nn.Module) -> nn.Module:
-    """The module inside a ``DistributedDataParallel`` wrapper (or the module itself)."""
+    """The module inside ``torch.compile`` and ``DistributedDataParallel`` wrappers (or the
+    module itself)."""
+    module = getattr(module, "_orig_mod", module)  # accelerate compiles after wrapping in DDP
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
 
 

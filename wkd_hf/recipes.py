@@ -37,6 +37,7 @@ from .models import (
     load_pretrained_model,
 )
 from .script_args import validation_rows
+from .training import pins_memory
 
 logger = logging.getLogger(__name__)
 
@@ -287,11 +288,13 @@ def _loaders(args, train, validation, train_transform, eval_transform) -> Traini
     train_loader = build_train_dataloader(
         train, train_transform, args.train_batch_size, seed=args.seed,
         num_workers=args.dataloader_num_workers, shuffle_buffer_size=args.shuffle_buffer_size,
-        max_samples=args.max_train_samples, max_bad_fraction=args.max_bad_fraction)
+        max_samples=args.max_train_samples, max_bad_fraction=args.max_bad_fraction,
+        pin_memory=pins_memory(args))
     validation_loader = None
     if validation is not None:
         validation_loader = build_eval_dataloader(validation, eval_transform,
-                                                  args.num_validation_images)
+                                                  args.num_validation_images,
+                                                  num_workers=args.dataloader_num_workers)
     return TrainingData(train_loader, validation_loader, describe(args))
 
 

@@ -22,6 +22,7 @@ from torch import nn
 from . import recipes
 from .cards import save_applicable_args, write_run_card
 from .checkpointing import (
+    agreed_resume_checkpoint,
     check_resumable,
     disk_full_as_error,
     list_checkpoints,
@@ -30,6 +31,7 @@ from .checkpointing import (
 )
 from .data import TooManyBadImagesError
 from .distillation import WKDConfig
+from .distributed import sync_batchnorm
 from .errors import WKDError
 from .hub import (
     HubUnavailableError,
@@ -39,6 +41,12 @@ from .hub import (
 )
 from .metrics.paired import evaluate_paired
 from .output_folders import begin_export, check_new_run_output, drop_links, end_export
+from .precision import (
+    accelerator_autocast,
+    autocast_like_prepared,
+    compile_like_prepared,
+    cpu_precision_advice,
+)
 from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
 from .script_args import (
     ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
@@ -58,7 +66,6 @@ from .training import (
     build_adam,
     build_lr_scheduler,
     checkpoint_step,
-    resolve_resume_checkpoint,
     run_gan_training,
     steps_for_epochs,
     stopped_message,
@@ -117,6 +124,9 @@ class RunSession:
               data: recipes.TrainingData) -> None:
         """Prepare, resume if asked, and run the loop to ``max_train_steps``."""
         acc, args = self.accelerator, self.args
+        if getattr(args, "sync_batchnorm", False):
+            run.generators = sync_batchnorm(run.generators, acc.num_processes, acc.device)
+            run.discriminators = sync_batchnorm(run.discriminators, acc.num_processes, acc.device)
         keys = list(run.generators)
         generator_params = itertools.chain(*(m.parameters() for m in run.generators.values()),
                                            *(m.parameters() for m in run.adapters.values()))
@@ -139,6 +149,9 @@ class RunSession:
         # The distiller holds the teachers and every loss tensor (DWT filters, adapters):
         # moving it puts all of them where the batch lives.
         self.distiller = distiller_factory(run).to(acc.device)
+        for teacher in self.distiller._teachers():  # as the students are prepared: autocast
+            autocast_like_prepared(teacher, accelerator_autocast(acc))  # with fp32 outputs,
+            compile_like_prepared(teacher, acc)  # and torch.compile with --dynamo_backend
         pools = getattr(self.distiller, "pools", {})  # our state: JSON + safetensors, no pickle
         acc.register_save_state_pre_hook(lambda models, weights, folder: save_run_state(
             folder, acc, self.state, schedulers, pools, args))
@@ -156,7 +169,8 @@ class RunSession:
         run_gan_training(acc, setup, args, self.state, self._validate)
 
     def _resume(self, schedulers: list, pools: dict) -> None:
-        path = resolve_resume_checkpoint(self.args.output_dir, self.args.resume_from_checkpoint)
+        path = agreed_resume_checkpoint(self.accelerator, self.args.output_dir,
+                                        self.args.resume_from_checkpoint)
         if path is None:
             return
         check_resumable(path, self.args)  # before accelerate opens any of its pickles
@@ -425,6 +439,8 @@ def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = 
         if args.hub_token:
             logger.warning(TOKEN_WARNING)
     logger.info(accelerator.state, main_process_only=True)
+    if advice := cpu_precision_advice(accelerator):
+        logger.warning(advice, main_process_only=True)
     _session = RunSession(args, accelerator, script,
                           command_line(script, argv, secrets=[args.hub_token]))
     return _session

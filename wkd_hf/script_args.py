@@ -30,7 +30,7 @@ RUN_ONLY_ARGS = frozenset({
     "dataset_name", "dataset_config_name", "train_data_dir", "cache_dir",
     "dataloader_num_workers", "max_bad_fraction", "max_image_pixels", "skip_nan_steps", "cpu",
     "teacher_model_name_or_path", "teacher_subfolder", "teacher_discriminator_path",
-    "teacher_hub_id"})
+    "teacher_hub_id", "logging_steps", "save_on_each_node", "sync_batchnorm"})
 
 
 class ScriptArgumentParser(argparse.ArgumentParser):
@@ -181,6 +181,9 @@ def add_training_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mixed_precision", choices=("no", "fp16", "bf16"), default=None,
                        help="Default: what `accelerate config` / `accelerate launch "
                             "--mixed_precision` set (else no).")
+    group.add_argument("--sync_batchnorm", action="store_true",
+                       help="Several GPUs: batch-norm statistics over all processes' batches "
+                            "(torch's SyncBatchNorm; batch-norm D or U-Net, small batches).")
     group.add_argument("--seed", type=int, default=0,
                        help="Random seed of initialisation, shuffling, crops and flips.")
     group.add_argument("--cpu", action="store_true", help="Train on the CPU even if a GPU is there.")
@@ -204,6 +207,10 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
                        help="Save a resumable checkpoint-N folder every N steps (0: none).")
     group.add_argument("--checkpoints_total_limit", type=int, default=3,
                        help="Keep only the N newest checkpoints (N >= 1); 0 keeps them all.")
+    group.add_argument("--save_on_each_node", action="store_true",
+                       help="Several machines without a shared disk: each machine writes every "
+                            "checkpoint into its own --output_dir (accelerate's "
+                            "save_on_each_node). Without it, only the main machine's holds them.")
     group.add_argument("--resume_from_checkpoint", default=None,
                        help="'latest', a checkpoint-N name inside --output_dir, or a checkpoint "
                             "folder (default: start a new run).")
@@ -213,6 +220,9 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
                             "without it, such a run is refused.")
     group.add_argument("--report_to", default="tensorboard",
                        help="An accelerate tracker (tensorboard, wandb, ...) or 'none'.")
+    group.add_argument("--logging_steps", type=int, default=10,
+                       help="Send the losses to the trackers and the progress bar every N steps "
+                            "(and at steps 1 and the last); reading them stalls a GPU.")
     group.add_argument("--validation_steps", type=int, default=500,
                        help="Save a validation grid every N steps (0: only at the end).")
     group.add_argument("--num_validation_images", type=int, default=4,
@@ -267,7 +277,8 @@ def check_args(args: argparse.Namespace) -> None:
     if args.train_data_dir is not None and not os.path.isdir(args.train_data_dir):
         raise SystemExit(f"error: --train_data_dir {args.train_data_dir} is not a folder.")
     positive = ["train_batch_size", "resolution", "gradient_accumulation_steps",
-                "num_train_epochs", "shuffle_buffer_size", "num_validation_images"]
+                "num_train_epochs", "shuffle_buffer_size", "num_validation_images",
+                "logging_steps"]
     optional_positive = ["max_train_steps", "load_size", "max_train_samples"]
     for name in positive + [n for n in optional_positive if getattr(args, n) is not None]:
         if getattr(args, name) <= 0:

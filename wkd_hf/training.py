@@ -7,6 +7,7 @@ weights-only before a resume loads them.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
@@ -44,13 +45,20 @@ def build_accelerator(args) -> Accelerator:
         mixed_precision=args.mixed_precision,
         log_with=report_to,
         project_config=ProjectConfiguration(
-            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "logs")),
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True),
+            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "logs"),
+            save_on_each_node=getattr(args, "save_on_each_node", False)),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True,
+                                                  non_blocking=pins_memory(args)),
         cpu=args.cpu or not has_accelerator_device(),
     )
     configure_logging(accelerator)
     set_seed(args.seed, device_specific=True)
     return accelerator
+
+
+def pins_memory(args) -> bool:
+    """Pinned training batches and non-blocking copies to the device: when training on CUDA."""
+    return torch.cuda.is_available() and not getattr(args, "cpu", False)
 
 
 def has_accelerator_device() -> bool:
@@ -149,17 +157,31 @@ def _first_non_finite(loss: Tensor, logs: Mapping[str, Tensor], name: str) -> st
 
 def _check_finite(accelerator: Accelerator, loss: Tensor, logs: Mapping[str, Tensor],
                   name: str) -> str | None:
-    """The names of non-finite loss parts, agreed across ranks (None when all are finite)."""
-    bad = _first_non_finite(loss, logs, name)
+    """The names of non-finite loss parts, agreed across ranks (None when all are finite). One
+    read on the host per call (a GPU sync), the cross-rank sum included."""
     if accelerator.num_processes > 1:
-        flag = torch.tensor([0.0 if bad is None else 1.0], device=accelerator.device)
-        if accelerator.reduce(flag, reduction="sum").item() > 0 and bad is None:
-            bad = f"{name} (on another process)"
-    return bad
+        here = (~torch.isfinite(loss.detach()).all()).float().reshape(1)
+        if accelerator.reduce(here, reduction="sum").item() == 0:
+            return None
+        return _first_non_finite(loss, logs, name) or f"{name} (on another process)"
+    return _first_non_finite(loss, logs, name)
 
 
-def _mean_logs(logs: Mapping[str, Tensor]) -> dict[str, float]:
-    return {key: float(value.float().mean()) for key, value in logs.items()}
+def _mean_logs(logs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {key: value.detach().float().mean() for key, value in logs.items()}
+
+
+def to_floats(logs: Mapping[str, Tensor]) -> dict[str, float]:
+    """Scalar tensors -> floats in one device-to-host copy (one sync, not one per value)."""
+    if not logs:
+        return {}
+    return dict(zip(logs, torch.stack(list(logs.values())).tolist()))
+
+
+def _is_logging_step(args, step: int) -> bool:
+    """Log (trackers, progress bar) every ``--logging_steps`` steps, at step 1 and at the end."""
+    every = getattr(args, "logging_steps", 1) or 1
+    return step % every == 0 or step == 1 or step >= args.max_train_steps
 
 
 def run_gan_training(accelerator: Accelerator, setup: GANTrainingSetup, args,
@@ -200,9 +222,10 @@ def _run_loop(accelerator: Accelerator, setup: GANTrainingSetup, args, state: Lo
                 scheduler.step()
             state.global_step += 1
             progress.update(1)
-            logs["lr"] = setup.schedulers[0].get_last_lr()[0]
-            progress.set_postfix({k: f"{v:.3g}" for k, v in list(logs.items())[:4]})
-            accelerator.log(logs, step=state.global_step)
+            if _is_logging_step(args, state.global_step):
+                values = {**to_floats(logs), "lr": setup.schedulers[0].get_last_lr()[0]}
+                progress.set_postfix({k: f"{v:.3g}" for k, v in list(values.items())[:4]})
+                accelerator.log(values, step=state.global_step)
             _periodic(accelerator, args, state, on_validation)
             if state.global_step >= args.max_train_steps:
                 break
@@ -254,9 +277,10 @@ def _periodic(accelerator: Accelerator, args, state: LoopState,
 
 
 def _train_step(accelerator: Accelerator, setup: GANTrainingSetup, batch, args,
-                state: LoopState) -> dict[str, float] | None:
-    """One generator pass and both updates, in ``setup.distiller.update_order``; None when the
-    batch was skipped for a non-finite loss.
+                state: LoopState) -> dict[str, Tensor] | None:
+    """One generator pass and both updates, in ``setup.distiller.update_order``; the losses as
+    detached scalar tensors (read on the host only at logging steps), or None when the batch was
+    skipped for a non-finite loss.
 
     - ``("discriminator", "generator")`` (pix2pix): D steps on detached fakes, then G against
       the updated D.
@@ -270,7 +294,7 @@ def _train_step(accelerator: Accelerator, setup: GANTrainingSetup, batch, args,
     running statistics of the generators still saw the batch.)
     """
     distiller = setup.distiller
-    with accelerator.accumulate(*setup.trained_modules):
+    with accelerator.accumulate(*setup.trained_modules), one_scaler_update(accelerator):
         outputs = distiller.generate(batch)
         if tuple(distiller.update_order) == ("generator", "discriminator"):
             losses = _generator_first(accelerator, setup, batch, args, state, outputs)
@@ -279,8 +303,7 @@ def _train_step(accelerator: Accelerator, setup: GANTrainingSetup, batch, args,
     if losses is None:
         return None
     (d_loss, d_logs), (g_loss, g_logs) = losses
-    return {"d_loss": float(d_loss.detach()), "g_loss": float(g_loss.detach()),
-            **_mean_logs(d_logs), **_mean_logs(g_logs)}
+    return _mean_logs({"d_loss": d_loss, "g_loss": g_loss, **d_logs, **g_logs})
 
 
 def _discriminator_first(accelerator, setup, batch, args, state, outputs):
@@ -313,6 +336,30 @@ def _generator_first(accelerator, setup, batch, args, state, outputs):
     _step(accelerator, g_loss, setup.generator_optimizer)
     _step(accelerator, d_loss, setup.discriminator_optimizer)
     return (d_loss, d_logs), (g_loss, g_logs)
+
+
+@contextlib.contextmanager
+def one_scaler_update(accelerator: Accelerator):
+    """One ``GradScaler.update()`` per training step, after both optimizers stepped (PyTorch's
+    recipe for several optimizers sharing a scaler; fp16 on CUDA).
+
+    accelerate updates the scale after each optimizer's step. With gradient accumulation the
+    network stepped second then holds gradients of earlier micro-batches taken at the old scale
+    and of the last one at the new scale, all unscaled by the new one. Inside this context the
+    scale stays fixed; one update on the way out takes the overflows of both optimizers.
+    """
+    scaler = getattr(accelerator, "scaler", None)
+    if scaler is None:
+        yield
+        return
+    pending = []
+    scaler.update = lambda new_scale=None: pending.append(new_scale)  # accelerate's call
+    try:
+        yield
+    finally:
+        del scaler.update  # the class's method again
+        if pending:
+            scaler.update()
 
 
 def _step(accelerator: Accelerator, loss: Tensor, optimizer: torch.optim.Optimizer) -> None:

@@ -6,7 +6,8 @@ dataset wrapper. A row the transform cannot decode comes back as a bad-sample ma
 counts it, warns once per file (path, or ``row <index>`` when it has no path), raises
 :class:`TooManyBadImagesError` past ``max_bad_fraction`` (the DataLoader re-raises it in the main
 process), and yields ``None``; :func:`collate_skipping_bad` drops it. A batch may therefore hold
-fewer than ``batch_size`` rows, and is ``None`` when all of its rows were bad: skip it.
+fewer than ``batch_size`` rows, and is ``None`` when all of its rows were bad: skip it (map-style
+only: a stream drops bad rows before batching, so its batches are always full).
 
 Training loaders use ``persistent_workers`` when ``num_workers > 0``, so each worker's tracker
 (and its warned-once memory) lives for the whole run instead of one epoch.
@@ -226,7 +227,9 @@ def _worker_id() -> int:
 
 class _IterableRows(torch.utils.data.IterableDataset):
     """Streaming rows (or zipped A/B rows) through the transform; ``datasets`` shards the
-    stream across DataLoader workers. Augmentation is keyed by (epoch, position, worker)."""
+    stream across DataLoader workers. Augmentation is keyed by (epoch, position, worker).
+    Bad rows are dropped here, before batching: streaming batches are dispatched from rank 0,
+    and a batch of bad rows only (None) would break accelerate's concatenation."""
 
     def __init__(self, dataset: datasets.IterableDataset, checked: _Checked, seed: int,
                  domain_b: datasets.IterableDataset | None = None) -> None:
@@ -242,8 +245,10 @@ class _IterableRows(torch.utils.data.IterableDataset):
             rows = zip(self.dataset, self.domain_b)
         for index, row in enumerate(rows):
             with seeded_rng(self.seed, epoch, index, worker):
-                yield (self.checked(row, index) if self.domain_b is None
+                out = (self.checked(row, index) if self.domain_b is None
                        else self.checked.unaligned(row[0], row[1], index))
+            if out is not None:  # a bad row (counted, warned) costs that row, never a batch
+                yield out
 
     def set_epoch(self, epoch: int) -> None:
         """Reshuffle per epoch (accelerate's ``DataLoader.set_epoch`` calls this)."""
@@ -289,7 +294,7 @@ def _torch_dataset(dataset: Any, checked: _Checked, *, train: bool, seed: int = 
 def build_train_dataloader(
     dataset: AnyDataset | UnalignedDataset, transform: Transform, batch_size: int, *, seed: int,
     shuffle: bool = True, num_workers: int = 0, shuffle_buffer_size: int = 1000,
-    max_samples: int | None = None, max_bad_fraction: float = 0.1,
+    max_samples: int | None = None, max_bad_fraction: float = 0.1, pin_memory: bool = False,
 ) -> DataLoader:
     """Training loader: batches ``{"source", "target"}`` / ``{"image"}`` / ``{"A", "B"}`` of
     float32 N x 3 x R x R in [-1, 1] (N <= ``batch_size`` when rows were bad), or None.
@@ -298,7 +303,9 @@ def build_train_dataloader(
     ``dataset.shuffle(seed, buffer_size)``. Both reshuffle via ``loader.set_epoch(epoch)``
     (accelerate's prepared loader forwards it). Crops and flips are keyed by (seed, epoch, row),
     see :func:`seeded_rng`, so a run resumed mid-epoch sees the same images. ``max_samples``
-    keeps the first rows (before shuffling). ``drop_last=True``.
+    keeps the first rows (before shuffling). ``drop_last=True``. ``pin_memory`` (training on
+    CUDA): page-locked batches, so their copy to the GPU can overlap the step (accelerate's
+    ``non_blocking``).
     """
     if batch_size < 1:
         raise ValueError(f"--train_batch_size {batch_size} must be >= 1.")
@@ -316,7 +323,7 @@ def build_train_dataloader(
         sampler = EpochSampler(len(wrapped), seed, shuffle=shuffle)
     return DataLoader(wrapped, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       collate_fn=collate_skipping_bad, drop_last=True,
-                      persistent_workers=num_workers > 0)
+                      persistent_workers=num_workers > 0, pin_memory=pin_memory)
 
 
 def build_eval_dataloader(
