@@ -204,11 +204,13 @@ def test_the_evaluators_train_seeded_on_train_images_only(tmp_path):
         path.write_bytes((tmp_path / "other" / "test" / path.name).read_bytes())
     script.main(["fcn", "--data_dir", str(other_test), "--output_dir", str(tmp_path / "fcn2"),
                  "--num_classes", "3", *TINY])
-    first, second = (load_fcn_evaluator(tmp_path / name).net.state_dict() for name in ("fcn1", "fcn2"))
+    first, second = (load_fcn_evaluator(tmp_path / name).net.state_dict()
+                     for name in ("fcn1", "fcn2"))
     for key in first:
         torch.testing.assert_close(first[key], second[key])
     domains = domains_like(tmp_path / "h2z")
-    script.main(["domain", "--data_dir", str(domains), "--output_dir", str(tmp_path / "dom"), *TINY])
+    script.main(["domain", "--data_dir", str(domains), "--output_dir", str(tmp_path / "dom"),
+                 *TINY])
     record = json.loads((tmp_path / "dom" / "domain_evaluator.json").read_text())
     assert set(record["test_accuracy"]) == {"testA", "testB"}
     assert record["train_images"] == {"trainA": 6, "trainB": 6}

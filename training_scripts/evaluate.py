@@ -38,7 +38,8 @@ PAIRED_ONLY = ("psnr", "ssim", "l1")
 TABLE_COLUMNS = [("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
                  ("l1", "L1", "{:.4f}"), ("fid", "FID", "{:.2f}"),
                  ("fcn_pixel_accuracy", "FCN pixel acc", "{:.3f}"),
-                 ("fcn_class_accuracy", "FCN class acc", "{:.3f}"), ("fcn_miou", "FCN mIoU", "{:.3f}"),
+                 ("fcn_class_accuracy", "FCN class acc", "{:.3f}"),
+                 ("fcn_miou", "FCN mIoU", "{:.3f}"),
                  ("target_share", "target share", "{:.3f}"),
                  ("classifier_frechet_distance", "classifier FD", "{:.3f}")]
 

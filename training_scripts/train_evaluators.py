@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Train the evaluator networks of ``evaluate.py --metrics fcn,domain`` (seeded, CPU, minutes).
 
-    python training_scripts/train_evaluators.py fcn --data_dir facades --output_dir evaluators/facades
-    python training_scripts/train_evaluators.py domain --data_dir horse2zebra --output_dir evaluators/h2z
+    python training_scripts/train_evaluators.py fcn --data_dir facades --output_dir ev
+    python training_scripts/train_evaluators.py domain --data_dir horse2zebra --output_dir ev
 
 fcn: pix2pix's FCN-score protocol for label -> photo. A segmentation network learns real photos
 -> label maps on the ``train/`` side-by-side images (left: photo, right: colour-coded labels; the
@@ -158,7 +158,8 @@ def train_domain(args) -> dict:
     test_a, test_b = (domain_images(args.data_dir / f"test{d}", args.resolution) for d in "AB")
     accuracy = {f"test{d}": float((predict(net, x) == label).float().mean())
                 for d, x, label in (("A", test_a, 0), ("B", test_b, 1))}
-    record = {"test_accuracy": accuracy, "test_accuracy_mean": float(np.mean(list(accuracy.values()))),
+    record = {"test_accuracy": accuracy,
+              "test_accuracy_mean": float(np.mean(list(accuracy.values()))),
               "train_images": {"trainA": len(a), "trainB": len(b)},
               "test_images": {"testA": len(test_a), "testB": len(test_b)},
               **common_record(args, losses)}
@@ -189,7 +190,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--num_classes", type=int, default=12,
                         help="fcn: label colours (CMP facades: 12).")
     parser.add_argument("--width", type=int, default=None,
-                        help="Network width (default: fcn 32, domain 16).")
+                        help="Network width (default 16).")
     parser.add_argument("--steps", type=int, default=None,
                         help="Training steps (default: 1500).")
     parser.add_argument("--batch_size", type=int, default=16, help="Images per step.")
@@ -197,7 +198,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="Adam's rate, cosine-decayed to 0.")
     parser.add_argument("--seed", type=int, default=0, help="Initialisation, order and flips.")
     args = parser.parse_args(argv)
-    args.width = args.width or (32 if args.kind == "fcn" else 16)
+    args.width = args.width or 16
     args.steps = args.steps or 1500
     if args.resolution < 16 or args.resolution % 16:
         parser.error(f"--resolution must be a multiple of 16, got {args.resolution}")
