@@ -242,3 +242,27 @@ def test_high_band_summary_of_per_level_bands():
     """Unpaired evaluations give per-level bands only (LH1, HL1, ...): their mean is the summary."""
     assert report.high_band({"LL": 9.0, "LH1": 1.0, "HL1": 2.0, "HH1": 3.0, "LH2": 6.0}) == 3.0
     assert report.high_band({"LL": 9.0, "LH": 1.0, "HL": 2.0, "HH": 3.0, "LH1": 50.0}) == 2.0
+
+
+def test_curve_band_is_the_mean_and_std_over_seeds():
+    figures = importlib.import_module("study_figures")
+    runs = [[{"step": 500, "metrics": {"m": 1.0}}, {"step": 1000, "metrics": {"m": 3.0}}],
+            [{"step": 500, "metrics": {"m": 2.0}}, {"step": 1000, "metrics": {"m": 5.0}},
+             {"step": 1500, "metrics": {"m": 9.0}}]]  # a seed ahead: its extra point waits
+    steps, mean, std = figures.curve_band(runs, "m")
+    assert steps == [500, 1000] and mean == [1.5, 4.0]
+    assert std == pytest.approx([math.sqrt(0.5), math.sqrt(2.0)])
+    finished = {"runs": [{"curve": runs[0]}]}
+    progress = {"curves": runs}
+    assert figures.part_curves({"a": finished, "b": progress}) == {"a": [runs[0]], "b": runs}
+
+
+def test_the_report_draws_the_curves_of_finished_and_running_parts(tmp_path):
+    pytest.importorskip("matplotlib")
+    point = [{"step": 500, "metrics": {"fcn_miou": 0.2, "l1": 0.5}},
+             {"step": 1000, "metrics": {"fcn_miou": 0.3, "l1": 0.4}}]
+    _write(tmp_path, "facades/no_kd", [{**_run(0, 13.0, 0.4, (1, 1), (1, 1)), "curve": point}])
+    (tmp_path / "facades" / "wkd_high.progress.json").write_text(json.dumps({"curves": [point]}))
+    text = report.report(tmp_path)
+    assert "![facades learning curves](facades_curves.png)" in text
+    assert Image.open(tmp_path / "facades_curves.png").width > 0
