@@ -427,9 +427,13 @@ def write_result(part: str, record: dict) -> Path:
 def commit_files(files: list[Path | str], message: str) -> None:
     files = [str(Path(f).resolve().relative_to(ROOT)) if Path(f).is_absolute() else str(f)
              for f in files]
-    added = subprocess.run(["git", "add", "--", *files], cwd=ROOT)
-    done = added.returncode == 0 and subprocess.run(
-        ["git", "commit", "-q", "-m", message, "--", *files], cwd=ROOT).returncode == 0
+    for attempt in range(5):  # another git command (a second study process) may hold the lock
+        added = subprocess.run(["git", "add", "--", *files], cwd=ROOT)
+        done = added.returncode == 0 and subprocess.run(
+            ["git", "commit", "-q", "-m", message, "--", *files], cwd=ROOT).returncode == 0
+        if done:
+            break
+        time.sleep(3 * (attempt + 1))
     if not done:  # e.g. a concurrent git command held the index lock; the files are on disk
         print(f"[study] could not commit {files}; commit them by hand.", flush=True)
 
