@@ -62,7 +62,8 @@ SCALES = {
             "teacher_max_steps": 12000, "teacher_curve_every": 1000, "student_ngf": 16,
             "small_ngf": 8, "shrunk_ndf": 32, "small_ndf": 16, "student_max_steps": 4000,
             "curve_every": 500, "seeds": [0, 1, 2], "kd_weight": 10.0,
-            "lr_scheduler": "constant", "window": 2, "tolerance": 0.02, "h2z_resolution": 128,
+            "lr_scheduler": "constant", "window": 2, "tolerance": 0.02, "min_steps": 2000,
+            "teacher_min_steps": 4000, "h2z_resolution": 128,
             "h2z_load_size": 128, "h2z_student_ngf": 8, "h2z_max_steps": 3000,
             "h2z_curve_every": 500, "validation_max": 60, "evaluator_steps": 1500,
             "latency_rounds": 30},
@@ -70,7 +71,8 @@ SCALES = {
               "teacher_max_steps": 4, "teacher_curve_every": 2, "student_ngf": 4,
               "small_ngf": 2, "shrunk_ndf": 8, "small_ndf": 4, "student_max_steps": 4,
               "curve_every": 2, "seeds": [0, 1], "kd_weight": 10.0,
-              "lr_scheduler": "constant", "window": 1, "tolerance": 0.02, "h2z_resolution": 32,
+              "lr_scheduler": "constant", "window": 1, "tolerance": 0.02, "min_steps": 2,
+              "teacher_min_steps": 2, "h2z_resolution": 32,
               "h2z_load_size": 32, "h2z_student_ngf": 4, "h2z_max_steps": 2,
               "h2z_curve_every": 2, "validation_max": 4, "evaluator_steps": 2,
               "latency_rounds": 3},
@@ -79,6 +81,7 @@ SCALES = {
               "small_ngf": 8, "shrunk_ndf": 32, "small_ndf": 16, "student_max_steps": 80000,
               "curve_every": 80000, "seeds": [0, 1, 2], "kd_weight": 10.0,
               "lr_scheduler": "pix2pix_linear", "window": 2, "tolerance": 0.02,
+              "min_steps": 80000, "teacher_min_steps": 80000,
               "h2z_resolution": 256, "h2z_load_size": 286, "h2z_student_ngf": 8,
               "h2z_max_steps": 200000, "h2z_curve_every": 200000, "validation_max": 60,
               "evaluator_steps": 3000, "latency_rounds": 30},
@@ -271,6 +274,7 @@ def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict
     limit = {"teacher": s["teacher_max_steps"]}.get(
         name, s["student_max_steps"] if study == "facades" else s["h2z_max_steps"])
     fixed = None if name in ("teacher", "no_kd") else chosen_steps(study)
+    least = s["teacher_min_steps"] if name == "teacher" else s["min_steps"]  # a GAN's early flat
     folders = [args.work_dir / study / name / f"seed{seed}" for seed in seeds]
     metric, higher = PLATEAU[study]
     walls = {seed: 0.0 for seed in seeds}
@@ -281,7 +285,8 @@ def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict
             return False
         values = mean_curve([read_curve(f) for f in folders], metric)
         return (step >= fixed if fixed is not None else
-                step >= limit or flattened(values, higher, s["window"], s["tolerance"]))
+                step >= limit or (step >= least and flattened(values, higher, s["window"],
+                                                              s["tolerance"])))
 
     while not stop():
         step += every
@@ -307,7 +312,8 @@ def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict
     curves = [read_curve(f) for f in folders]
     values = mean_curve(curves, metric)
     return {"steps": step, "folders": folders, "seeds": seeds, "curves": curves, "walls": walls,
-            "flattened": fixed is None and flattened(values, higher, s["window"], s["tolerance"])}
+            "flattened": fixed is None and step >= least and flattened(
+                values, higher, s["window"], s["tolerance"])}
 
 
 def save_progress(part: str, curves: list[list[dict]], seeds: list[int], args) -> None:

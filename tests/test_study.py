@@ -266,3 +266,15 @@ def test_the_report_draws_the_curves_of_finished_and_running_parts(tmp_path):
     text = report.report(tmp_path)
     assert "![facades learning curves](facades_curves.png)" in text
     assert Image.open(tmp_path / "facades_curves.png").width > 0
+
+
+def test_a_curve_flat_from_the_start_runs_to_the_minimum_steps(tmp_path, monkeypatch):
+    """A GAN's curve can sit still early and rise later: no stop before min_steps."""
+    monkeypatch.setattr(study, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(study, "train_to", lambda script, folder, flags, step, args: 0.0)
+    monkeypatch.setattr(study, "evaluate", lambda models, *a, **k: {
+        "models": [{"metrics": {"classifier_frechet_distance": 50.0}} for _ in models]})
+    args = argparse.Namespace(work_dir=tmp_path / "work", commit=False)
+    s = {**study.SCALES["cpu"], "min_steps": 3000}
+    done = study.run_curves("h2z", "no_kd", s, args)
+    assert done["steps"] == 3000 and done["flattened"]
