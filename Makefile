@@ -37,8 +37,10 @@ benchmark: install
 	$(PY) benchmarks/distill_step.py
 	$(PY) benchmarks/latency.py --json benchmarks/latency.json
 
-# The seeded study of the paper's claims (needs ../shared/data; ~3 h on 2 CPU cores; resumable):
-# each finished part's results land in benchmarks/study_results/cpu/ and are committed.
+# The seeded study of the paper's claims (needs ../shared/data; ~8 h on 2 CPU cores, in resumable
+# parts): learning curves and each finished part's results land in
+# benchmarks/study_results/converged/cpu/ and are committed. (The first, 600-step study's files
+# stay in benchmarks/study_results/cpu/.)
 study: install
 	$(PY) benchmarks/study.py --commit
 

@@ -1,22 +1,29 @@
-"""The seeded study of the paper's three claims, run resumably in parts.
+"""The seeded study of the paper's three claims: learning curves, then converged students,
+run resumably in parts.
 
     python benchmarks/study.py                      # every part not yet done (make study)
-    python benchmarks/study.py --parts facades/teacher facades/wkd_high
+    python benchmarks/study.py --parts evaluators facades/teacher
     python benchmarks/study.py --list               # parts, done or not
     python benchmarks/study.py --scale paper --launcher accelerate   # 256 px, the paper's schedule
     python benchmarks/study_report.py               # tables and figures from the results
 
-Study 1 (facades, labels -> photo, paired): a ResNet teacher, then students of one width trained
-for the same steps with no distillation, output KD, feature KD, WKD on the high bands (the
-method), on the low band only, on all bands, and WKD high with the teacher-width discriminator.
-Study 2 (horse -> zebra): GAN Compression's published compressed generator is the teacher
-(``--mode teacher_target``); a smaller mobile student learns from it with and without WKD.
+Metrics that need no downloaded weights and are no variant's training objective come from the
+part ``evaluators`` (``training_scripts/train_evaluators.py``): pix2pix's FCN-score for facades
+(label -> photo) and a horse-vs-zebra classifier (target share, classifier Frechet distance).
 
-Every part trains with the project's own scripts and scores with ``training_scripts/evaluate.py``
-on the test split (nothing is selected on test: the final weights are scored). A part is done when
-its ``RESULTS/<part>.json`` exists; a killed part resumes from its runs' checkpoints. Trained
-networks stay in ``--work_dir`` (not committed); ``RESULTS`` holds only small JSON and PNG files,
-and ``--commit`` commits them after each part. All settings are in ``SCALES`` below.
+Study 1 (facades, labels -> photo, paired): a ResNet teacher trained in chunks until its
+validation FCN mIoU flattens; students (ngf 16) with no distillation (its curve, mean over seeds,
+chooses the step count for every student), output KD, WKD on the high bands (the method), WKD
+on the low band, WKD high with the teacher-width discriminator; a smaller student (ngf 8) with no
+KD, WKD high (shrunk D) and WKD high (teacher-width D). Study 2 (horse -> zebra, 128 px): GAN
+Compression's published generator is the teacher (``--mode teacher_target``); a mobile student
+with no KD (chooses the steps), output KD and WKD high.
+
+The validation split is carved from train (``work_dir/data``: every 10th facade, 60 horses and
+60 zebras); test images are scored once per part, at its final step. A part is done when its
+``RESULTS/<part>.json`` exists; a killed part resumes from its runs' checkpoints and curves, and
+``--commit`` commits each chunk's curve (``<part>.progress.json``) and each finished part. Trained
+networks stay in ``--work_dir`` (not committed). All settings are in ``SCALES`` below.
 """
 
 from __future__ import annotations
@@ -25,230 +32,327 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import study_pictures  # noqa: E402
+from study_curves import (  # noqa: E402
+    checkpoint_step,
+    flattened,
+    mean_curve,
+    read_curve,
+    write_curve,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_ROOT = ROOT / "benchmarks" / "study_results"
-RESULTS = RESULTS_ROOT / "cpu"  # set per --scale in main(): study_results/<scale>/
+RESULTS_ROOT = ROOT / "benchmarks" / "study_results" / "converged"
+RESULTS = RESULTS_ROOT / "cpu"  # set per --scale in main(): study_results/converged/<scale>/
 SHARED = Path(os.environ.get("WKD_HF_SHARED_DATA", ROOT.parent / "shared" / "data"))
 
-# One place for every setting. "cpu": what fits ~3 h of a 2-core CPU; "paper": the paper's
-# 256 px protocol (pix2pix: 286 -> 256 jitter, 200 epochs of batch 1 = 80k steps on 400 facades).
+# One place for every setting. "cpu": ~8 h of a 2-core CPU in parts (constant learning rate:
+# pix2pix's first phase, so a chunked run equals one long run); "paper": the paper's 256 px
+# protocol (pix2pix: 286 -> 256 jitter, 200 epochs of batch 1 = 80k steps on 400 facades, linear
+# decay over the second half: one chunk, no curve beyond the final point).
 SCALES = {
-    "cpu": {"resolution": 64, "load_size": 64, "teacher_ngf": 64, "teacher_steps": 2000,
-            "student_ngf": 16, "student_steps": 600, "seeds": [0, 1, 2], "kd_weight": 10.0,
-            "shrunk_ndf": 32, "teacher_ndf": 64, "h2z_resolution": 128, "h2z_load_size": 128,
-            "h2z_student_ngf": 8, "h2z_steps": 600, "h2z_max_eval": 120,
-            "checkpointing_steps": 200, "latency_rounds": 30},
-    "smoke": {"resolution": 32, "load_size": 32, "teacher_ngf": 8, "teacher_steps": 2,
-              "student_ngf": 4, "student_steps": 2, "seeds": [0, 1], "kd_weight": 10.0,
-              "shrunk_ndf": 8, "teacher_ndf": 16, "h2z_resolution": 32, "h2z_load_size": 32,
-              "h2z_student_ngf": 4, "h2z_steps": 2, "h2z_max_eval": 4,
-              "checkpointing_steps": 1, "latency_rounds": 3},
-    "paper": {"resolution": 256, "load_size": 286, "teacher_ngf": 64, "teacher_steps": 80000,
-              "student_ngf": 16, "student_steps": 80000, "seeds": [0, 1, 2], "kd_weight": 10.0,
-              "shrunk_ndf": 32, "teacher_ndf": 64, "h2z_resolution": 256, "h2z_load_size": 286,
-              "h2z_student_ngf": 8, "h2z_steps": 200000, "h2z_max_eval": 120,
-              "checkpointing_steps": 5000, "latency_rounds": 30},
+    "cpu": {"resolution": 64, "load_size": 64, "teacher_ngf": 64, "teacher_ndf": 64,
+            "teacher_max_steps": 12000, "teacher_curve_every": 1000, "student_ngf": 16,
+            "small_ngf": 8, "shrunk_ndf": 32, "small_ndf": 16, "student_max_steps": 4000,
+            "curve_every": 500, "seeds": [0, 1, 2], "kd_weight": 10.0,
+            "lr_scheduler": "constant", "window": 2, "tolerance": 0.02, "min_steps": 2000,
+            "teacher_min_steps": 4000, "h2z_resolution": 128,
+            "h2z_load_size": 128, "h2z_student_ngf": 8, "h2z_max_steps": 3000,
+            "h2z_curve_every": 500, "validation_max": 60, "evaluator_steps": 1500,
+            "latency_rounds": 30},
+    "smoke": {"resolution": 32, "load_size": 32, "teacher_ngf": 8, "teacher_ndf": 16,
+              "teacher_max_steps": 4, "teacher_curve_every": 2, "student_ngf": 4,
+              "small_ngf": 2, "shrunk_ndf": 8, "small_ndf": 4, "student_max_steps": 4,
+              "curve_every": 2, "seeds": [0, 1], "kd_weight": 10.0,
+              "lr_scheduler": "constant", "window": 1, "tolerance": 0.02, "min_steps": 2,
+              "teacher_min_steps": 2, "h2z_resolution": 32,
+              "h2z_load_size": 32, "h2z_student_ngf": 4, "h2z_max_steps": 2,
+              "h2z_curve_every": 2, "validation_max": 4, "evaluator_steps": 2,
+              "latency_rounds": 3},
+    "paper": {"resolution": 256, "load_size": 286, "teacher_ngf": 64, "teacher_ndf": 64,
+              "teacher_max_steps": 80000, "teacher_curve_every": 80000, "student_ngf": 16,
+              "small_ngf": 8, "shrunk_ndf": 32, "small_ndf": 16, "student_max_steps": 80000,
+              "curve_every": 80000, "seeds": [0, 1, 2], "kd_weight": 10.0,
+              "lr_scheduler": "pix2pix_linear", "window": 2, "tolerance": 0.02,
+              "min_steps": 80000, "teacher_min_steps": 80000,
+              "h2z_resolution": 256, "h2z_load_size": 286, "h2z_student_ngf": 8,
+              "h2z_max_steps": 200000, "h2z_curve_every": 200000, "validation_max": 60,
+              "evaluator_steps": 3000, "latency_rounds": 30},
 }
 
-# Study 1 students: name -> distill.py flags (KD weights: the scale's kd_weight, same for all).
+# Students: name -> distill.py flags (KD weights: the scale's kd_weight, same for all; NGF and
+# NDF: the scale's student width and shrunk discriminator unless a variant says otherwise).
 FACADES_VARIANTS = {
     "no_kd": {"wkd_bands": "none"},
-    "output_kd": {"wkd_bands": "none", "kd_output_weight": "KD"},
-    "feature_kd": {"wkd_bands": "none", "kd_feature_weight": "KD"},
     "wkd_high": {"wkd_bands": "high", "lambda_wkd": "KD"},
+    "output_kd": {"wkd_bands": "none", "kd_output_weight": "KD"},
     "wkd_low": {"wkd_bands": "low", "lambda_wkd": "KD"},
-    "wkd_all": {"wkd_bands": "all", "lambda_wkd": "KD"},
-    "wkd_high_teacher_D": {"wkd_bands": "high", "lambda_wkd": "KD", "discriminator_ndf": "TEACHER_NDF"},
+    "wkd_high_teacher_D": {"wkd_bands": "high", "lambda_wkd": "KD",
+                           "discriminator_ndf": "TEACHER_NDF"},
+    "small_no_kd": {"wkd_bands": "none", "student_ngf": "SMALL_NGF",
+                    "discriminator_ndf": "SMALL_NDF"},
+    "small_wkd_high": {"wkd_bands": "high", "lambda_wkd": "KD", "student_ngf": "SMALL_NGF",
+                       "discriminator_ndf": "SMALL_NDF"},
+    "small_wkd_high_teacher_D": {"wkd_bands": "high", "lambda_wkd": "KD",
+                                 "student_ngf": "SMALL_NGF", "discriminator_ndf": "TEACHER_NDF"},
 }
-H2Z_VARIANTS = {"no_kd": {"wkd_bands": "none"}, "wkd_high": {"wkd_bands": "high", "lambda_wkd": "KD"}}
-NUM_PICTURES = 4
+H2Z_VARIANTS = {"no_kd": {"wkd_bands": "none"},
+                "wkd_high": {"wkd_bands": "high", "lambda_wkd": "KD"},
+                "output_kd": {"wkd_bands": "none", "kd_output_weight": "KD"}}
+# The curve metric that decides where a curve flattens, and whether higher is better.
+PLATEAU = {"facades": ("fcn_miou", True), "h2z": ("classifier_frechet_distance", False)}
+VALIDATION_METRICS = {"facades": "psnr,ssim,l1,fcn", "h2z": "domain"}
+TEST_METRICS = {"facades": "psnr,ssim,l1,bands,fcn", "h2z": "bands,domain"}
 
 
 def parts() -> list[str]:
-    return (["facades/teacher"] + [f"facades/{v}" for v in FACADES_VARIANTS]
-            + ["facades/band_energy", "h2z/teacher"] + [f"h2z/{v}" for v in H2Z_VARIANTS]
-            + ["efficiency"])
+    return (["evaluators", "facades/teacher"] + [f"facades/{v}" for v in FACADES_VARIANTS]
+            + ["h2z/teacher"] + [f"h2z/{v}" for v in H2Z_VARIANTS] + ["efficiency"])
 
 
 # ----------------------------------------------------------------------------- running scripts
-def launch(script: str, flags: dict, args: argparse.Namespace) -> None:
-    """Run ``training_scripts/<script>`` (python or ``accelerate launch``) with ``--k v`` flags."""
-    command = [sys.executable, str(ROOT / "training_scripts" / script)]
-    if args.launcher == "accelerate":
+def command_of(script: str, flags: dict, args: argparse.Namespace, positional=()) -> list[str]:
+    """``training_scripts/<script>`` (python or ``accelerate launch``) with ``--k v`` flags
+    (a list value repeats the flag)."""
+    command = [sys.executable, str(ROOT / "training_scripts" / script), *positional]
+    if args.launcher == "accelerate" and script in ("train_teacher.py", "distill.py"):
         command = [sys.executable, "-m", "accelerate.commands.launch", *command[1:]]
     for key, value in flags.items():
-        if value is True:
-            command.append(f"--{key}")
-        elif value is not None and value is not False:
-            command += [f"--{key}", str(value)]
+        for item in value if isinstance(value, list) else [value]:
+            if item is True:
+                command.append(f"--{key}")
+            elif item is not None and item is not False:
+                command += [f"--{key}", str(item)]
+    return command
+
+
+def launch(script: str, flags: dict, args: argparse.Namespace, positional=()) -> None:
+    command = command_of(script, flags, args, positional)
     print("$", " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True, cwd=ROOT)
 
 
-def finished(folder: Path) -> bool:
-    return all((folder / name).is_file() for name in
-               ("args.json", "config.json", "diffusion_pytorch_model.safetensors"))
-
-
 def state_flags(folder: Path) -> dict:
-    """Resume a killed run from its newest checkpoint; start over when it has none."""
+    """Resume a killed or chunked run from its newest checkpoint; start over when it has none."""
     if any(folder.glob("checkpoint-*")):
         return {"resume_from_checkpoint": "latest"}
     return {"overwrite_output_dir": True} if folder.exists() else {}
 
 
-def train(script: str, folder: Path, flags: dict, args: argparse.Namespace) -> float:
-    """Train into ``folder`` unless it already holds a finished run; returns wall seconds."""
-    if finished(folder):
+def train_to(script: str, folder: Path, flags: dict, step: int, args: argparse.Namespace) -> float:
+    """Train ``folder``'s run on to ``step`` (a checkpoint at that step); returns wall seconds."""
+    if checkpoint_step(folder) >= step:
         return 0.0
     start = time.perf_counter()
-    launch(script, {**flags, **state_flags(folder), "output_dir": folder}, args)
+    launch(script, {**flags, **state_flags(folder), "output_dir": folder, "max_train_steps": step,
+                    "checkpointing_steps": step, "checkpoints_total_limit": 1}, args)
     return time.perf_counter() - start
 
 
-def evaluate(models: list[Path], teacher: Path | None, data: dict, out: Path,
-             args: argparse.Namespace) -> dict:
-    """``evaluate.py`` on the test split (PSNR/SSIM/L1 where paired, per-band fidelity)."""
-    flags = {"metrics": "psnr,ssim,l1,bands", **data, "output_dir": out, "latency_repeats": 0,
-             "teacher": teacher}
-    command = [sys.executable, str(ROOT / "training_scripts" / "evaluate.py")]
-    for model in models:
-        command += ["--model", str(model)]
-    for key, value in flags.items():
-        if value is not None:
-            command += [f"--{key}", str(value)]
-    print("$", " ".join(command[1:]), flush=True)
-    subprocess.run(command, check=True, cwd=ROOT)
+def evaluate(models: list[Path], data: dict, out: Path, metrics: str, args: argparse.Namespace,
+             teacher: Path | None = None, split: str = "test", max_eval: int | None = None) -> dict:
+    """``evaluate.py`` of ``models`` on one split; returns its results.json."""
+    launch("evaluate.py", {"model": [str(m) for m in models], **data, "output_dir": out,
+                           "metrics": metrics, "split": split, "latency_repeats": 0,
+                           "teacher": teacher, "max_eval_samples": max_eval,
+                           "evaluator_dir": args.work_dir / "evaluators"}, args)
     return json.loads((out / "results.json").read_text())
 
 
 # ----------------------------------------------------------------------------- data
-def facades_data(s: dict) -> dict:
-    return {"train_data_dir": SHARED / "facades", "direction": "BtoA",
-            "resolution": s["resolution"], "load_size": s["load_size"]}
+def link_files(files: list[Path], folder: Path) -> None:
+    """Hard links (copies across file systems) of ``files`` in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in files:
+        target = folder / path.name
+        if not target.exists():
+            try:
+                os.link(path, target)
+            except OSError:
+                shutil.copy(path, target)
 
 
-def h2z_data(s: dict) -> dict:
-    return {"train_data_dir": SHARED / "horse2zebra", "direction": "AtoB",
-            "resolution": s["h2z_resolution"], "load_size": s["h2z_load_size"]}
+def prepare_data(args: argparse.Namespace) -> None:
+    """``work_dir/data``: facades train/ validation/ (every 10th train image) test/; horse2zebra
+    trainA/B, validationA/B (the first 60 of each train domain, sorted), testA/B."""
+    root = args.work_dir / "data"
+    facades = sorted((SHARED / "facades" / "train").glob("*.jpg"), key=lambda p: int(p.stem))
+    link_files([p for i, p in enumerate(facades) if i % 10 != 9], root / "facades" / "train")
+    link_files([p for i, p in enumerate(facades) if i % 10 == 9], root / "facades" / "validation")
+    link_files(sorted((SHARED / "facades" / "test").glob("*.jpg")), root / "facades" / "test")
+    for domain in "AB":
+        files = sorted((SHARED / "horse2zebra" / f"train{domain}").glob("*.jpg"))
+        link_files(files[60:], root / "h2z" / f"train{domain}")
+        link_files(files[:60], root / "h2z" / f"validation{domain}")
+        link_files(sorted((SHARED / "horse2zebra" / f"test{domain}").glob("*.jpg")),
+                   root / "h2z" / f"test{domain}")
+
+
+def study_data(study: str, s: dict, args: argparse.Namespace) -> dict:
+    folder = args.work_dir / "data" / study
+    if study == "facades":
+        return {"train_data_dir": folder, "direction": "BtoA", "resolution": s["resolution"]}
+    return {"train_data_dir": folder, "direction": "AtoB", "resolution": s["h2z_resolution"]}
+
+
+def facades_teacher(args: argparse.Namespace) -> Path:
+    return args.work_dir / "facades" / "teacher" / "seed0"
 
 
 def h2z_teacher() -> Path:
     return SHARED / "gan_compression_h2z" / "latest_net_G.pth"
 
 
-def picture_inputs(study: str, s: dict):
-    """The first NUM_PICTURES test images (sorted by name): N x 3 x R x R in [-1, 1], and targets."""
-    import numpy as np
-    import torch
-    from PIL import Image
-
-    def tensor(image: Image.Image, size: int) -> torch.Tensor:
-        array = np.asarray(image.convert("RGB").resize((size, size), Image.BICUBIC), np.float32)
-        return torch.from_numpy(array).permute(2, 0, 1) / 127.5 - 1
-
-    if study == "facades":
-        files = sorted((SHARED / "facades" / "test").glob("*.jpg"), key=lambda p: int(p.stem))
-        images = [Image.open(f) for f in files[:NUM_PICTURES]]
-        size = s["resolution"]
-        halves = [(im.crop((im.width // 2, 0, im.width, im.height)),
-                   im.crop((0, 0, im.width // 2, im.height))) for im in images]
-        return (torch.stack([tensor(label, size) for label, _ in halves]),
-                torch.stack([tensor(photo, size) for _, photo in halves]))
-    files = sorted((SHARED / "horse2zebra" / "testA").glob("*.jpg"))[:NUM_PICTURES]
-    return torch.stack([tensor(Image.open(f), s["h2z_resolution"]) for f in files]), None
-
-
-def save_pictures(study: str, name: str, model_path: Path, s: dict) -> str:
-    """One column of outputs on the fixed test images: ``RESULTS/<study>/<name>.png``."""
-    import torch
-
-    from wkd_hf.recipes import image_grid, load_generator
-
-    inputs, _ = picture_inputs(study, s)
-    model = load_generator(str(model_path)).eval()
-    with torch.inference_mode():
-        outputs = model(inputs)
-    path = RESULTS / study / f"{name}.png"
-    image_grid({name: outputs}).save(path)
-    return str(path.relative_to(ROOT))
-
-
-def save_reference_pictures(study: str, s: dict) -> None:
-    from wkd_hf.recipes import image_grid
-
-    inputs, targets = picture_inputs(study, s)
-    image_grid({"input": inputs}).save(RESULTS / study / "input.png")
-    if targets is not None:
-        image_grid({"target": targets}).save(RESULTS / study / "target.png")
+def save_pictures(study: str, name: str, model_path: Path, s: dict) -> list[str]:
+    paths = study_pictures.save_pictures(study, name, model_path, s, SHARED, RESULTS / study)
+    return [str(p.relative_to(ROOT)) for p in paths]
 
 
 # ----------------------------------------------------------------------------- parts
-def run_teacher_facades(s: dict, args: argparse.Namespace) -> dict:
-    folder = args.work_dir / "facades" / "teacher"
-    wall = train("train_teacher.py", folder, {
-        **facades_data(s), "mode": "paired", "generator": "resnet", "ngf": s["teacher_ngf"],
-        "ndf": s["teacher_ndf"], "max_train_steps": s["teacher_steps"], "seed": 0,
-        "validation_steps": 0, "report_to": "none", "checkpointing_steps": s["checkpointing_steps"],
-        "checkpoints_total_limit": 1}, args)
-    results = evaluate([folder], None, facades_data(s), args.work_dir / "eval" / "facades_teacher", args)
-    save_reference_pictures("facades", s)
-    return {"runs": [{"seed": 0, "folder": str(folder.name), "train_seconds": round(wall, 1),
-                      "steps": s["teacher_steps"], **model_record(results["models"][0])}],
-            "pictures": [save_pictures("facades", "teacher", folder, s)],
-            "evaluation": results["settings"]}
+def run_evaluators(s: dict, args: argparse.Namespace) -> dict:
+    """Train the FCN-score segmenter (facades) and the horse/zebra classifier on train images."""
+    folder = args.work_dir / "evaluators"
+    records = {}
+    for kind, study, name, size in (("fcn", "facades", "fcn_evaluator", s["resolution"]),
+                                    ("domain", "horse2zebra", "domain_evaluator",
+                                     s["h2z_resolution"])):
+        if not (folder / f"{name}.json").is_file():
+            launch("train_evaluators.py", {"data_dir": SHARED / study, "output_dir": folder,
+                                           "resolution": size, "steps": s["evaluator_steps"]},
+                   args, positional=[kind])
+        records[kind] = json.loads((folder / f"{name}.json").read_text())
+    return {"evaluators": records}
 
 
-def student_flags(variant: dict, s: dict) -> dict:
-    values = {"KD": s["kd_weight"], "TEACHER_NDF": s["teacher_ndf"]}
-    return {key: values.get(value, value) for key, value in variant.items()}
+def student_flags(variant: dict, s: dict, study: str) -> dict:
+    values = {"KD": s["kd_weight"], "TEACHER_NDF": s["teacher_ndf"], "SMALL_NGF": s["small_ngf"],
+              "SMALL_NDF": s["small_ndf"]}
+    base = ({"student_ngf": s["student_ngf"], "discriminator_ndf": s["shrunk_ndf"]}
+            if study == "facades" else
+            {"student_ngf": s["h2z_student_ngf"], "student_block_type": "mobile",
+             "discriminator_ndf": s["shrunk_ndf"]})
+    return {**base, **{key: values.get(value, value) for key, value in variant.items()}}
 
 
-def run_students(study: str, name: str, s: dict, args: argparse.Namespace) -> dict:
-    """Train every seed of one variant, then score all seeds in one evaluate.py call."""
-    paired = study == "facades"
-    teacher = args.work_dir / "facades" / "teacher" if paired else h2z_teacher()
-    data = facades_data(s) if paired else h2z_data(s)
-    variant = (FACADES_VARIANTS if paired else H2Z_VARIANTS)[name]
-    steps = s["student_steps"] if paired else s["h2z_steps"]
-    if paired and not finished(teacher):
+def training_flags(study: str, name: str, seed: int, s: dict, args: argparse.Namespace) -> tuple:
+    """``(script, flags)`` of one run (everything but its length and folder)."""
+    common = {**study_data(study, s, args), "seed": seed, "validation_split": 0,
+              "validation_steps": 0, "report_to": "none", "lr_scheduler": s["lr_scheduler"]}
+    if name == "teacher":
+        return "train_teacher.py", {**common, "load_size": s["load_size"], "mode": "paired",
+                                    "generator": "resnet", "ngf": s["teacher_ngf"],
+                                    "ndf": s["teacher_ndf"]}
+    variants = FACADES_VARIANTS if study == "facades" else H2Z_VARIANTS
+    teacher = facades_teacher(args) if study == "facades" else h2z_teacher()
+    size = s["load_size"] if study == "facades" else s["h2z_load_size"]
+    return "distill.py", {**common, "load_size": size, "teacher_model_name_or_path": teacher,
+                          "mode": "paired" if study == "facades" else "teacher_target",
+                          **student_flags(variants[name], s, study)}
+
+
+def chosen_steps(study: str) -> int:
+    record = result_path(f"{study}/no_kd")
+    if not record.is_file():
+        raise SystemExit(f"error: run the part {study}/no_kd first: its curve chooses the step "
+                         "count of every student.")
+    return json.loads(record.read_text())["chosen_steps"]
+
+
+def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict:
+    """Train the part's runs chunk by chunk, a validation point after each chunk, until the fixed
+    step count (students after no-KD) or until the mean curve flattens (teacher, no-KD)."""
+    seeds = [0] if name == "teacher" else s["seeds"]
+    every = {"teacher": s["teacher_curve_every"]}.get(
+        name, s["curve_every"] if study == "facades" else s["h2z_curve_every"])
+    limit = {"teacher": s["teacher_max_steps"]}.get(
+        name, s["student_max_steps"] if study == "facades" else s["h2z_max_steps"])
+    fixed = None if name in ("teacher", "no_kd") else chosen_steps(study)
+    least = s["teacher_min_steps"] if name == "teacher" else s["min_steps"]  # a GAN's early flat
+    folders = [args.work_dir / study / name / f"seed{seed}" for seed in seeds]
+    metric, higher = PLATEAU[study]
+    walls = {seed: 0.0 for seed in seeds}
+    step = min(len(read_curve(f)) for f in folders) * every  # chunks already scored
+
+    def stop() -> bool:
+        if step == 0:
+            return False
+        values = mean_curve([read_curve(f) for f in folders], metric)
+        return (step >= fixed if fixed is not None else
+                step >= limit or (step >= least and flattened(values, higher, s["window"],
+                                                              s["tolerance"])))
+
+    while not stop():
+        step += every
+        chunk = {}
+        for seed, folder in zip(seeds, folders):
+            script, flags = training_flags(study, name, seed, s, args)
+            chunk[folder] = train_to(script, folder, flags, step, args)
+            walls[seed] += chunk[folder]
+        missing = [f for f in folders if not any(p["step"] == step for p in read_curve(f))]
+        if missing:
+            results = evaluate(missing, study_data(study, s, args),
+                               args.work_dir / "eval" / f"{study}_{name}_val",
+                               VALIDATION_METRICS[study], args, split="validation",
+                               max_eval=s["validation_max"])
+            for folder, record in zip(missing, results["models"]):  # seconds: this sitting's
+                write_curve(folder, read_curve(folder) + [{
+                    "step": step, "metrics": record["metrics"],
+                    "chunk_train_seconds": round(chunk[folder], 1)}])
+        curves = [read_curve(f) for f in folders]
+        save_progress(f"{study}/{name}", curves, seeds, args)
+        print(f"[study] {study}/{name}: step {step}, validation {metric} (mean of {len(seeds)}) "
+              f"{mean_curve(curves, metric)[-1]:.4f}", flush=True)
+    curves = [read_curve(f) for f in folders]
+    values = mean_curve(curves, metric)
+    return {"steps": step, "folders": folders, "seeds": seeds, "curves": curves, "walls": walls,
+            "flattened": fixed is None and step >= least and flattened(
+                values, higher, s["window"], s["tolerance"])}
+
+
+def save_progress(part: str, curves: list[list[dict]], seeds: list[int], args) -> None:
+    path = RESULTS / f"{part}.progress.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"part": part, "seeds": seeds, "curves": curves}, indent=1) + "\n")
+    if args.commit:
+        commit_files([path], f"Study: curve of {part} to step {curves[0][-1]['step']}")
+
+
+def run_trained(study: str, name: str, s: dict, args: argparse.Namespace) -> dict:
+    """A teacher or a student variant: its curves, then the test scores of its final weights."""
+    if study == "facades" and name != "teacher" and not result_path("facades/teacher").is_file():
         raise SystemExit("error: run the part facades/teacher first.")
-    folders, walls = [], []
-    for seed in s["seeds"]:
-        folder = args.work_dir / study / name / f"seed{seed}"
-        walls.append(train("distill.py", folder, {
-            **data, "teacher_model_name_or_path": teacher,
-            "mode": "paired" if paired else "teacher_target",
-            "student_ngf": s["student_ngf"] if paired else s["h2z_student_ngf"],
-            "student_block_type": None if paired else "mobile",
-            "discriminator_ndf": s["shrunk_ndf"], **student_flags(variant, s),
-            "max_train_steps": steps, "seed": seed, "validation_steps": 0, "report_to": "none",
-            "checkpointing_steps": s["checkpointing_steps"], "checkpoints_total_limit": 1}, args))
-        folders.append(folder)
-    eval_data = dict(data)
-    if not paired:
-        eval_data.update(metrics="bands", max_eval_samples=s["h2z_max_eval"])
-    results = evaluate(folders, teacher, eval_data, args.work_dir / "eval" / f"{study}_{name}", args)
-    runs = [{"seed": seed, "folder": f"{name}/seed{seed}", "train_seconds": round(wall, 1),
-             "steps": steps, **model_record(record)}
-            for seed, wall, record in zip(s["seeds"], walls, results["models"])]
-    return {"flags": student_flags(variant, s), "runs": runs, "evaluation": results["settings"],
-            "pictures": [save_pictures(study, f"{name}_seed{s['seeds'][0]}", folders[0], s)]}
+    done = run_curves(study, name, s, args)
+    teacher = None if name == "teacher" else (
+        facades_teacher(args) if study == "facades" else h2z_teacher())
+    results = evaluate(done["folders"], study_data(study, s, args),
+                       args.work_dir / "eval" / f"{study}_{name}_test", TEST_METRICS[study], args,
+                       teacher=teacher)
+    runs = [{"seed": seed, "folder": f"{name}/seed{seed}", "steps": done["steps"],
+             "train_seconds": round(done["walls"][seed], 1), "curve": curve,
+             **model_record(record)}
+            for seed, curve, record in zip(done["seeds"], done["curves"], results["models"])]
+    record = {"runs": runs, "evaluation": results["settings"], "flattened": done["flattened"],
+              "pictures": save_pictures(study, name, done["folders"][0], s)}
+    if name != "teacher":
+        record["flags"] = training_flags(study, name, 0, s, args)[1]
+    if name in ("teacher", "no_kd"):
+        record["chosen_steps"] = done["steps"]
+    return record
 
 
 def run_teacher_h2z(s: dict, args: argparse.Namespace) -> dict:
-    (RESULTS / "h2z").mkdir(parents=True, exist_ok=True)
-    data = {**h2z_data(s), "metrics": "bands", "max_eval_samples": s["h2z_max_eval"]}
-    results = evaluate([h2z_teacher()], None, data, args.work_dir / "eval" / "h2z_teacher", args)
-    save_reference_pictures("h2z", s)
+    results = evaluate([h2z_teacher()], study_data("h2z", s, args),
+                       args.work_dir / "eval" / "h2z_teacher", TEST_METRICS["h2z"], args)
     return {"runs": [{"seed": None, "folder": "GAN Compression horse2zebra compressed student",
                       **model_record(results["models"][0])}],
-            "pictures": [save_pictures("h2z", "teacher", h2z_teacher(), s)],
+            "pictures": save_pictures("h2z", "teacher", h2z_teacher(), s),
             "evaluation": results["settings"]}
 
 
@@ -264,8 +368,10 @@ def run_efficiency(s: dict, args: argparse.Namespace) -> dict:
     from wkd_hf.metrics.efficiency import count_macs, count_parameters, interleaved, quantiles
     from wkd_hf.recipes import load_generator
 
-    nets = {"facades teacher": (args.work_dir / "facades" / "teacher", s["resolution"]),
+    nets = {"facades teacher": (facades_teacher(args), s["resolution"]),
             "facades student": (args.work_dir / "facades" / "wkd_high" / "seed0", s["resolution"]),
+            "facades small student": (args.work_dir / "facades" / "small_wkd_high" / "seed0",
+                                      s["resolution"]),
             "h2z teacher (GAN Compression)": (h2z_teacher(), s["h2z_resolution"]),
             "h2z student": (args.work_dir / "h2z" / "wkd_high" / "seed0", s["h2z_resolution"])}
     models = {name: (load_generator(str(path)).eval(), torch.randn(1, 3, size, size))
@@ -283,73 +389,23 @@ def run_efficiency(s: dict, args: argparse.Namespace) -> dict:
             "batch_size": 1}
 
 
-def band_magnitudes(split, images) -> dict[str, tuple[float, int]]:
-    """Sum of |coefficient| and count per band (LL; LH/HL/HH pooled over the levels)."""
-    ll, highs = split(images)
-    out = {"LL": (float(ll.abs().sum()), ll.numel())}
-    for b, name in enumerate(("LH", "HL", "HH")):
-        out[name] = (sum(float(h[:, :, b].abs().sum()) for h in highs),
-                     sum(h[:, :, b].numel() for h in highs))
-    return out
-
-
-def run_band_energy(s: dict, args: argparse.Namespace) -> dict:
-    """How much detail each band carries, relative to the real photos: mean |coefficient| of the
-    generated images over that of the test photos, per band (1 = as much as the photos; < 1 blurs,
-    > 1 adds texture or artefacts). Unlike the paired distances, this does not reward blur."""
-    import torch
-
-    from wkd_hf.data import PairedTransform, build_eval_dataloader, load_paired_dataset
-    from wkd_hf.recipes import load_generator
-    from wkd_hf.wavelets import WaveletBandSplit
-
-    test = load_paired_dataset(train_data_dir=str(SHARED / "facades"), split="test", direction="BtoA")
-    batches = list(build_eval_dataloader(test, PairedTransform(s["resolution"], train=False), 16))
-    split = WaveletBandSplit("haar", 3)
-
-    def magnitudes(images_of_batch) -> dict[str, float]:
-        totals: dict[str, list[float]] = {}
-        for batch in batches:
-            for band, (total, count) in band_magnitudes(split, images_of_batch(batch)).items():
-                totals.setdefault(band, [0.0, 0])
-                totals[band][0] += total
-                totals[band][1] += count
-        return {band: total / count for band, (total, count) in totals.items()}
-
-    with torch.inference_mode():
-        photos = magnitudes(lambda batch: batch["target"])
-        folders = {"teacher": [args.work_dir / "facades" / "teacher"]}
-        folders.update({name: [args.work_dir / "facades" / name / f"seed{seed}" for seed in s["seeds"]]
-                        for name in FACADES_VARIANTS})
-        ratios = {}
-        for name, paths in folders.items():
-            ratios[name] = []
-            for path in paths:
-                model = load_generator(str(path)).eval()
-                generated = magnitudes(lambda batch, model=model: model(batch["source"]))
-                ratios[name].append({band: generated[band] / photos[band] for band in photos})
-    return {"band_magnitude_ratio": ratios, "levels": 3, "num_images": len(test),
-            "photo_magnitudes": photos}
-
-
 def run_part(part: str, s: dict, args: argparse.Namespace) -> dict:
-    if part == "facades/teacher":
-        return run_teacher_facades(s, args)
-    if part == "facades/band_energy":
-        return run_band_energy(s, args)
+    if part == "evaluators":
+        return run_evaluators(s, args)
     if part == "h2z/teacher":
         return run_teacher_h2z(s, args)
     if part == "efficiency":
         return run_efficiency(s, args)
     study, name = part.split("/")
-    return run_students(study, name, s, args)
+    return run_trained(study, name, s, args)
 
 
 # ----------------------------------------------------------------------------- bookkeeping
 def machine() -> dict:
     import torch
 
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    return {"platform": platform.platform(),
+            "processor": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
@@ -374,18 +430,22 @@ def write_result(part: str, record: dict) -> Path:
     return path
 
 
-def commit(part: str, record: dict) -> None:
-    files = [str(result_path(part).relative_to(ROOT))] + record.get("pictures", [])
-    for extra in ("input.png", "target.png"):
-        path = RESULTS / part.split("/")[0] / extra
-        if path.is_file():
-            files.append(str(path.relative_to(ROOT)))
-    added = subprocess.run(["git", "add", "--", *files], cwd=ROOT)
-    done = added.returncode == 0 and subprocess.run(
-        ["git", "commit", "-q", "-m", f"Study: results of {part}", "--", *files], cwd=ROOT
-    ).returncode == 0
+def commit_files(files: list[Path | str], message: str) -> None:
+    files = [str(Path(f).resolve().relative_to(ROOT)) if Path(f).is_absolute() else str(f)
+             for f in files]
+    for attempt in range(5):  # another git command (a second study process) may hold the lock
+        added = subprocess.run(["git", "add", "--", *files], cwd=ROOT)
+        done = added.returncode == 0 and subprocess.run(
+            ["git", "commit", "-q", "-m", message, "--", *files], cwd=ROOT).returncode == 0
+        if done:
+            break
+        time.sleep(3 * (attempt + 1))
     if not done:  # e.g. a concurrent git command held the index lock; the files are on disk
-        print(f"[study] {part}: could not commit {files}; commit them by hand.", flush=True)
+        print(f"[study] could not commit {files}; commit them by hand.", flush=True)
+
+
+def commit(part: str, record: dict) -> None:
+    commit_files([result_path(part), *record.get("pictures", [])], f"Study: results of {part}")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -395,7 +455,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--parts", nargs="*", default=None,
                         help="Parts to run (default: every part not yet done, in order).")
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu",
-                        help="Settings: cpu (64/128 px, a few hundred steps) or paper (256 px).")
+                        help="Settings: cpu (64/128 px, curves to where no-KD flattens), smoke (a "
+                             "few steps, to try the pipeline) or paper (256 px).")
     parser.add_argument("--work_dir", type=Path, default=ROOT / "study_work",
                         help="Trained networks and evaluation folders (default: study_work/).")
     parser.add_argument("--launcher", choices=("python", "accelerate"), default="python",
@@ -422,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"error: the study needs the shared data folder ({SHARED}); "
                          "set WKD_HF_SHARED_DATA to the folder holding facades/ and horse2zebra/.")
     settings = SCALES[args.scale]
+    prepare_data(args)
     for part in args.parts or parts():
         if result_path(part).is_file() and not args.redo:
             print(f"[study] {part}: done", flush=True)

@@ -22,6 +22,9 @@ from pathlib import Path
 
 from PIL import Image
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import study_figures  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = ROOT / "benchmarks" / "study_results"
 HIGH = ("LH", "HL", "HH")
@@ -309,6 +312,15 @@ def report(folder: Path) -> str:
     lines += [f"Compute: {wall / 3600:.2f} h of wall time in all parts on {machine.get('cpus')} "
               f"CPUs ({machine.get('processor')}, torch {machine.get('torch')}, "
               f"{machine.get('threads')} threads).", ""]
+    for study in ("facades", "h2z"):
+        ordered = sorted(results.items(), key=lambda kv: "progress" not in kv[0])  # finished win
+        records = {part.split("/", 1)[1].removesuffix(".progress"): record
+                   for part, record in ordered if part.startswith(study + "/")}
+        curves = study_figures.part_curves(records)
+        path = folder / f"{study}_curves.png"
+        if curves and study_figures.plot_curves(
+                study, curves, path, f"{study}: validation learning curves (mean +- std over seeds)"):
+            lines += [f"![{study} learning curves]({path.name})", ""]
     if band_figure(results, folder / "bands.png"):
         lines += ["![per-band distances](bands.png)", ""]
     seeds = {p.stem.rsplit("_seed", 1)[1] for p in folder.glob("*/*_seed*.png")}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
 import importlib.util
 import json
 import math
@@ -96,18 +98,17 @@ def test_results_never_hold_this_machines_paths(tmp_path, monkeypatch):
     assert "--train_data_dir ../shared/data/facades --teacher ./study_work/facades/teacher" in text
 
 
-def test_a_killed_run_resumes_and_a_finished_run_is_skipped(tmp_path, monkeypatch):
+def test_a_chunk_resumes_its_run_and_a_reached_step_is_skipped(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(study, "launch", lambda script, flags, args: calls.append(flags))
     folder = tmp_path / "run"
-    assert study.train("distill.py", folder, {"seed": 1}, None) >= 0
+    assert study.train_to("distill.py", folder, {"seed": 1}, 500, None) >= 0
     assert "resume_from_checkpoint" not in calls[-1] and "overwrite_output_dir" not in calls[-1]
-    (folder / "checkpoint-200").mkdir(parents=True)
-    study.train("distill.py", folder, {"seed": 1}, None)
-    assert calls[-1]["resume_from_checkpoint"] == "latest"
-    for name in ("args.json", "config.json", "diffusion_pytorch_model.safetensors"):
-        (folder / name).write_text("{}")
-    study.train("distill.py", folder, {"seed": 1}, None)
+    assert calls[-1]["max_train_steps"] == calls[-1]["checkpointing_steps"] == 500
+    (folder / "checkpoint-500").mkdir(parents=True)
+    study.train_to("distill.py", folder, {"seed": 1}, 1000, None)
+    assert calls[-1]["resume_from_checkpoint"] == "latest" and calls[-1]["max_train_steps"] == 1000
+    study.train_to("distill.py", folder, {"seed": 1}, 500, None)  # step 500 is reached: no run
     assert len(calls) == 2
 
 
@@ -118,37 +119,111 @@ def test_done_parts_are_not_rerun(tmp_path, monkeypatch, capsys):
     _write(tmp_path / "cpu", "facades/no_kd", [])
     ran = []
     monkeypatch.setattr(study, "run_part", lambda part, s, args: ran.append(part) or {"runs": []})
-    study.main(["--parts", "facades/no_kd", "efficiency"])
+    study.main(["--parts", "facades/no_kd", "efficiency", "--work_dir", str(tmp_path / "work")])
     assert ran == ["efficiency"]
     assert "facades/no_kd: done" in capsys.readouterr().out
     assert json.loads((tmp_path / "cpu" / "efficiency.json").read_text())["part"] == "efficiency"
 
 
 def test_every_variant_differs_from_the_method_in_one_setting():
-    flags = {name: study.student_flags(v, study.SCALES["cpu"])
+    cpu = study.SCALES["cpu"]
+    flags = {name: study.student_flags(v, cpu, "facades")
              for name, v in study.FACADES_VARIANTS.items()}
-    assert flags["wkd_high"] == {"wkd_bands": "high", "lambda_wkd": 10.0}
-    assert flags["wkd_low"]["wkd_bands"] == "low" and flags["wkd_all"]["wkd_bands"] == "all"
-    assert flags["output_kd"] == {"wkd_bands": "none", "kd_output_weight": 10.0}
-    assert flags["wkd_high_teacher_D"]["discriminator_ndf"] == study.SCALES["cpu"]["teacher_ndf"]
-    assert statistics.fmean(study.SCALES["cpu"]["seeds"]) == 1 and len(study.SCALES["cpu"]["seeds"]) >= 3
+    base = {"student_ngf": cpu["student_ngf"], "discriminator_ndf": cpu["shrunk_ndf"]}
+    assert flags["wkd_high"] == {**base, "wkd_bands": "high", "lambda_wkd": 10.0}
+    assert flags["no_kd"] == {**base, "wkd_bands": "none"}
+    assert flags["wkd_low"] == {**flags["wkd_high"], "wkd_bands": "low"}
+    assert flags["output_kd"] == {**base, "wkd_bands": "none", "kd_output_weight": 10.0}
+    assert flags["wkd_high_teacher_D"] == {**flags["wkd_high"],
+                                           "discriminator_ndf": cpu["teacher_ndf"]}
+    small = {"student_ngf": cpu["small_ngf"], "discriminator_ndf": cpu["small_ndf"]}
+    assert flags["small_no_kd"] == {**flags["no_kd"], **small}
+    assert flags["small_wkd_high"] == {**flags["wkd_high"], **small}
+    assert flags["small_wkd_high_teacher_D"] == {**flags["small_wkd_high"],
+                                                 "discriminator_ndf": cpu["teacher_ndf"]}
+    h2z = {name: study.student_flags(v, cpu, "h2z") for name, v in study.H2Z_VARIANTS.items()}
+    assert h2z["wkd_high"]["student_block_type"] == "mobile"
+    assert statistics.fmean(cpu["seeds"]) == 1 and len(cpu["seeds"]) >= 3
+
+
+def test_a_curve_flattens_by_the_rule():
+    curves = importlib.import_module("study_curves")
+    # best of the last 2 points vs the best before them, relative gain < 2 %
+    assert not curves.flattened([0.1, 0.2, 0.3], True, 2, 0.02)  # too few points
+    assert not curves.flattened([0.1, 0.2, 0.3, 0.35], True, 2, 0.02)  # 0.35 vs 0.2: +75 %
+    assert curves.flattened([0.1, 0.3, 0.29, 0.305], True, 2, 0.02)  # +1.7 %
+    assert not curves.flattened([0.1, 0.3, 0.29, 0.307], True, 2, 0.02)  # +2.3 %
+    assert curves.flattened([50.0, 40.0, 40.5, 39.5], False, 2, 0.02)  # lower is better: -1.25 %
+    assert curves.flattened([0.1, 0.3, 0.2, 0.303, 0.302], True, 2, 0.02)  # vs the best before
+    runs = [[{"step": 1, "metrics": {"m": 1.0}}, {"step": 2, "metrics": {"m": 3.0}}],
+            [{"step": 1, "metrics": {"m": 2.0}}]]
+    assert curves.mean_curve(runs, "m") == [1.5]
+
+
+def test_curves_run_in_chunks_until_no_kd_flattens_and_resume(tmp_path, monkeypatch):
+    monkeypatch.setattr(study, "RESULTS", tmp_path / "results")
+    trained, evaluated = [], []
+    # seed means 0.11 ... : the best of points 4-5 (0.312) gains 0.6 % on the best before (0.31)
+    miou = [0.10, 0.20, 0.30, 0.302, 0.301, 0.50]
+
+    def fake_train(script, folder, flags, step, args):
+        trained.append((folder.name, step))
+        return 1.0
+
+    def fake_evaluate(models, data, out, metrics, args, **kwargs):
+        evaluated.append(len(models))
+        step = len(study.read_curve(models[0]))
+        return {"models": [{"metrics": {"fcn_miou": miou[step] + 0.01 * i}}
+                           for i, _ in enumerate(models)]}
+
+    monkeypatch.setattr(study, "train_to", fake_train)
+    monkeypatch.setattr(study, "evaluate", fake_evaluate)
+    args = argparse.Namespace(work_dir=tmp_path / "work", commit=False)
+    s = study.SCALES["cpu"]
+    done = study.run_curves("facades", "no_kd", s, args)
+    assert done["steps"] == 2500 and done["flattened"]
+    steps = (500, 1000, 1500, 2000, 2500)
+    assert trained == [(f"seed{seed}", step) for step in steps for seed in (0, 1, 2)]
+    assert evaluated == [3] * 5  # all seeds of a chunk in one evaluate.py call
+    progress = json.loads((tmp_path / "results" / "facades" / "no_kd.progress.json").read_text())
+    assert [p["step"] for p in progress["curves"][2]] == list(steps)
+    trained.clear()
+    again = study.run_curves("facades", "no_kd", s, args)  # resumed: nothing left to train
+    assert trained == [] and again["steps"] == 2500
+    study.write_result("facades/no_kd", {"chosen_steps": 1000})
+    for seed in (0, 1, 2):  # a student variant runs to the chosen steps, whatever its curve
+        (args.work_dir / "facades" / "wkd_high" / f"seed{seed}").mkdir(parents=True)
+    assert study.run_curves("facades", "wkd_high", s, args)["steps"] == 1000
+
+
+def test_the_validation_split_is_carved_from_train(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    for split, count in (("train", 30), ("test", 3)):
+        (shared / "facades" / split).mkdir(parents=True)
+        for i in range(1, count + 1):
+            (shared / "facades" / split / f"{i}.jpg").write_text(str(i))
+    for folder in ("trainA", "trainB", "testA", "testB"):
+        (shared / "horse2zebra" / folder).mkdir(parents=True)
+        for i in range(70):
+            (shared / "horse2zebra" / folder / f"{folder}_{i:03d}.jpg").write_text("x")
+    monkeypatch.setattr(study, "SHARED", shared)
+    args = argparse.Namespace(work_dir=tmp_path / "work")
+    study.prepare_data(args)
+    data = args.work_dir / "data"
+    names = {split: sorted(p.name for p in (data / "facades" / split).iterdir())
+             for split in ("train", "validation", "test")}
+    assert names["validation"] == ["10.jpg", "20.jpg", "30.jpg"]
+    assert len(names["train"]) == 27 and not set(names["train"]) & set(names["validation"])
+    assert names["test"] == ["1.jpg", "2.jpg", "3.jpg"]
+    horses = [p.name for p in (data / "h2z" / "validationA").iterdir()]
+    assert len(horses) == 60
+    assert not set(horses) & {p.name for p in (data / "h2z" / "trainA").iterdir()}
+    assert len(list((data / "h2z" / "testB").iterdir())) == 70
 
 
 @pytest.mark.parametrize("scale", sorted(study.SCALES))
 def test_every_scale_names_the_same_settings(scale):
     assert study.SCALES[scale].keys() == study.SCALES["cpu"].keys()
-
-
-def test_band_magnitudes_match_a_hand_haar_transform():
-    import torch
-
-    from wkd_hf.wavelets import WaveletBandSplit
-
-    x = torch.tensor([[1.0, 3.0], [5.0, 7.0]]).view(1, 1, 2, 2)  # one 2x2 haar block
-    # orthonormal haar: LL = (1+3+5+7)/2 = 8; the three details are +-2, +-4, 0 in some order
-    mags = study.band_magnitudes(WaveletBandSplit("haar", 1), x)
-    assert mags["LL"] == pytest.approx((8.0, 1))
-    assert sorted(round(total, 4) for total, _ in (mags[b] for b in report.HIGH)) == [0.0, 2.0, 4.0]
 
 
 def test_detail_finding_compares_the_student_with_the_teacher():
@@ -167,3 +242,39 @@ def test_high_band_summary_of_per_level_bands():
     """Unpaired evaluations give per-level bands only (LH1, HL1, ...): their mean is the summary."""
     assert report.high_band({"LL": 9.0, "LH1": 1.0, "HL1": 2.0, "HH1": 3.0, "LH2": 6.0}) == 3.0
     assert report.high_band({"LL": 9.0, "LH": 1.0, "HL": 2.0, "HH": 3.0, "LH1": 50.0}) == 2.0
+
+
+def test_curve_band_is_the_mean_and_std_over_seeds():
+    figures = importlib.import_module("study_figures")
+    runs = [[{"step": 500, "metrics": {"m": 1.0}}, {"step": 1000, "metrics": {"m": 3.0}}],
+            [{"step": 500, "metrics": {"m": 2.0}}, {"step": 1000, "metrics": {"m": 5.0}},
+             {"step": 1500, "metrics": {"m": 9.0}}]]  # a seed ahead: its extra point waits
+    steps, mean, std = figures.curve_band(runs, "m")
+    assert steps == [500, 1000] and mean == [1.5, 4.0]
+    assert std == pytest.approx([math.sqrt(0.5), math.sqrt(2.0)])
+    finished = {"runs": [{"curve": runs[0]}]}
+    progress = {"curves": runs}
+    assert figures.part_curves({"a": finished, "b": progress}) == {"a": [runs[0]], "b": runs}
+
+
+def test_the_report_draws_the_curves_of_finished_and_running_parts(tmp_path):
+    pytest.importorskip("matplotlib")
+    point = [{"step": 500, "metrics": {"fcn_miou": 0.2, "l1": 0.5}},
+             {"step": 1000, "metrics": {"fcn_miou": 0.3, "l1": 0.4}}]
+    _write(tmp_path, "facades/no_kd", [{**_run(0, 13.0, 0.4, (1, 1), (1, 1)), "curve": point}])
+    (tmp_path / "facades" / "wkd_high.progress.json").write_text(json.dumps({"curves": [point]}))
+    text = report.report(tmp_path)
+    assert "![facades learning curves](facades_curves.png)" in text
+    assert Image.open(tmp_path / "facades_curves.png").width > 0
+
+
+def test_a_curve_flat_from_the_start_runs_to_the_minimum_steps(tmp_path, monkeypatch):
+    """A GAN's curve can sit still early and rise later: no stop before min_steps."""
+    monkeypatch.setattr(study, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(study, "train_to", lambda script, folder, flags, step, args: 0.0)
+    monkeypatch.setattr(study, "evaluate", lambda models, *a, **k: {
+        "models": [{"metrics": {"classifier_frechet_distance": 50.0}} for _ in models]})
+    args = argparse.Namespace(work_dir=tmp_path / "work", commit=False)
+    s = {**study.SCALES["cpu"], "min_steps": 3000}
+    done = study.run_curves("h2z", "no_kd", s, args)
+    assert done["steps"] == 3000 and done["flattened"]

@@ -33,17 +33,24 @@ from wkd_hf.script_args import ScriptArgumentParser, add_data_args, command_line
 logger = logging.getLogger("wkd_hf.evaluate")
 
 ALL_METRICS = ("psnr", "ssim", "l1", "bands", "fid", "kid")
+EVALUATOR_METRICS = ("fcn", "domain")  # trained evaluators (--evaluator_dir): asked for by name
 PAIRED_ONLY = ("psnr", "ssim", "l1")
 TABLE_COLUMNS = [("psnr", "PSNR (dB)", "{:.2f}"), ("ssim", "SSIM", "{:.4f}"),
-                 ("l1", "L1", "{:.4f}"), ("fid", "FID", "{:.2f}")]
+                 ("l1", "L1", "{:.4f}"), ("fid", "FID", "{:.2f}"),
+                 ("fcn_pixel_accuracy", "FCN pixel acc", "{:.3f}"),
+                 ("fcn_class_accuracy", "FCN class acc", "{:.3f}"),
+                 ("fcn_miou", "FCN mIoU", "{:.3f}"),
+                 ("target_share", "target share", "{:.3f}"),
+                 ("classifier_frechet_distance", "classifier FD", "{:.3f}")]
 
 
 def _metric_list(text: str) -> list[str]:
     names = [name.strip().lower() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in ALL_METRICS]
+    unknown = [name for name in names if name not in ALL_METRICS + EVALUATOR_METRICS]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown metric(s) {unknown or text!r}; choose from {','.join(ALL_METRICS)}")
+            f"unknown metric(s) {unknown or text!r}; choose from "
+            f"{','.join(ALL_METRICS + EVALUATOR_METRICS)}")
     return list(dict.fromkeys(names))
 
 
@@ -93,6 +100,10 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
                     help="A .npz of real statistics (mu, sigma[, features]): read if it exists "
                          "(GAN Compression's files work), else written after computing them "
                          "(default: none, computed each time).")
+    ev.add_argument("--evaluator_dir", default=None,
+                    help="Folder of the evaluators that --metrics fcn (FCN-score of label -> "
+                         "photo) and domain (target share, classifier Frechet distance) use, "
+                         "written by training_scripts/train_evaluators.py (default: none).")
     ev.add_argument("--band_levels", type=_positive, default=3,
                     help="Haar DWT levels of the band metrics (level 1 = finest).")
     ev.add_argument("--batch_size", type=_positive, default=8,
@@ -273,6 +284,7 @@ class _ModelState:
                           else BandEnergy(levels, device=device))
         self.teacher_bands = BandFidelity(levels, device=device) if with_teacher else None
         self.features: list[torch.Tensor] = []
+        self.evaluators = None  # wkd_hf.metrics.evaluators.ModelEvaluators with --evaluator_dir
 
     def add(self, scores: dict[str, torch.Tensor]) -> None:
         for key, values in scores.items():
@@ -299,7 +311,7 @@ def evaluate_models(args, data, states: list[_ModelState], teacher, extractor, m
     device = args.device
     paired_metrics = [m for m in PAIRED_ONLY if m in metrics]
     real_features: list[torch.Tensor] = []
-    counted = {"images": 0, "real_images": 0}
+    counted = {"images": 0, "real_images": 0, "ceiling": _fcn_ceiling(args, metrics)}
     source_loader = data["loader"] if data["layout"] == "paired" else data["sources"]
     for batch in source_loader:
         if batch is None:
@@ -309,6 +321,8 @@ def evaluate_models(args, data, states: list[_ModelState], teacher, extractor, m
         teacher_out = teacher(source).clamp(-1, 1) if teacher is not None else None
         if target is not None and extractor is not None and not args._cached_reals:
             real_features.append(extractor(target))
+        if target is not None and counted.get("ceiling") is not None:
+            counted["ceiling"].update(target, source)
         counted["images"] += len(source)
         for state in states:
             output = state.model(source).clamp(-1, 1)
@@ -322,6 +336,8 @@ def evaluate_models(args, data, states: list[_ModelState], teacher, extractor, m
                 state.teacher_bands.update(output, teacher_out)
             if extractor is not None:
                 state.features.append(extractor(output))
+            if state.evaluators is not None:
+                state.evaluators.update(output, source)
             state.count += len(source)
     if counted["images"] == 0:
         raise ValueError("No readable image to evaluate.")
@@ -334,12 +350,23 @@ def evaluate_models(args, data, states: list[_ModelState], teacher, extractor, m
             for state in states:
                 if state.bands is not None:
                     state.bands.update(references=real)
+                if state.evaluators is not None:
+                    state.evaluators.update_reals(real)
             if extractor is not None and not args._cached_reals:
                 real_features.append(extractor(real))
     else:
         counted["real_images"] = counted["images"]
     counted["real_features"] = real_features
     return counted
+
+
+def _fcn_ceiling(args, metrics):
+    """The FCN-score of the real target photos (pix2pix's ceiling), or None without ``fcn``."""
+    if "fcn" not in metrics:
+        return None
+    from wkd_hf.metrics.fcn_score import load_fcn_evaluator
+
+    return load_fcn_evaluator(args.evaluator_dir).to(args.device)
 
 
 def _fid_kid(args, state, reals, metrics) -> dict:
@@ -441,6 +468,10 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> None:
         if dropped:
             print(f"note: {','.join(dropped)} need paired targets; unpaired data: skipped")
             metrics = [m for m in metrics if m not in PAIRED_ONLY]
+    from wkd_hf.metrics.evaluators import ModelEvaluators, check_evaluators, evaluator_records
+
+    evaluator_metrics = check_evaluators(args.evaluator_dir, metrics, data["layout"])
+    metrics = [m for m in metrics if m not in EVALUATOR_METRICS] + evaluator_metrics
     skipped_fid = False
     extractor = _fid_extractor(args, metrics)
     if extractor is None and {"fid", "kid"} & set(metrics):
@@ -466,6 +497,9 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> None:
         print(f"Loaded {name}: {type(model).__name__}")
         states.append(_ModelState(name, spec, model, metrics, data["layout"], args.band_levels,
                                   args.device, teacher is not None))
+        if evaluator_metrics:
+            states[-1].evaluators = ModelEvaluators(args.evaluator_dir, evaluator_metrics,
+                                                    args.device)
     counted = evaluate_models(args, data, states, teacher, extractor, metrics)
     if extractor is not None and reals is None:
         features = torch.cat(counted["real_features"])
@@ -486,6 +520,8 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> None:
         metrics_out = {key: value / state.count for key, value in state.sums.items()}
         if extractor is not None:
             metrics_out.update(_fid_kid(args, state, reals, metrics))
+        if state.evaluators is not None:
+            metrics_out.update(state.evaluators.compute())
         record = {"name": state.name, "source": state.spec, "class": type(state.model).__name__,
                   **_efficiency(state.model, args), "num_images": state.count,
                   "metrics": metrics_out}
@@ -505,6 +541,9 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> None:
         "num_real_images": (len(reals["features"]) if reals and "features" in reals
                             else counted["real_images"]),
         "metrics": metrics, "band_levels": args.band_levels, "teacher": args.teacher,
+        "evaluators": evaluator_records(args.evaluator_dir, evaluator_metrics),
+        "fcn_real_photos": (counted["ceiling"].compute() if counted["ceiling"] is not None
+                            else None),
         "device": str(args.device),
         "latency_threads": next((r["latency_threads"] for r in records
                                  if r["latency_threads"]), None),
