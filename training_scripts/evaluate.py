@@ -74,7 +74,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     models.add_argument("--teacher", default=None,
                         help="Also measure each model's band distances to this generator's "
                              "outputs on the same inputs (default: none).")
-    add_data_args(parser)
+    add_data_args(parser, training=False)
     ev = parser.add_argument_group("evaluation")
     ev.add_argument("--output_dir", required=True,
                     help="Folder of results.json, results.md and bands.png (required).")
