@@ -37,6 +37,7 @@ from .hub import (
     prepare_hub_repo,
     push_output_dir,
 )
+from .launcher_record import command_with_launcher_settings, record_launcher_settings
 from .metrics.paired import evaluate_paired
 from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
 from .script_args import (
@@ -360,6 +361,7 @@ def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = 
     global _session
     check_args(args)
     accelerator = build_accelerator(args)
+    record_launcher_settings(args, accelerator)
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
         lock_output_dir(args.output_dir)
@@ -367,8 +369,8 @@ def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = 
         if args.push_to_hub:
             _prepare_hub_repo(args)
     logger.info(accelerator.state, main_process_only=True)
-    _session = RunSession(args, accelerator, script,
-                          command_line(script, argv, secrets=[args.hub_token]))
+    _session = RunSession(args, accelerator, script, command_with_launcher_settings(
+        command_line(script, argv, secrets=[args.hub_token]), args))
     return _session
 
 

@@ -29,7 +29,7 @@ RUN_ONLY_ARGS = frozenset({
     "dataset_name", "dataset_config_name", "train_data_dir", "cache_dir",
     "dataloader_num_workers", "max_bad_fraction", "max_image_pixels", "skip_nan_steps", "cpu",
     "teacher_model_name_or_path", "teacher_subfolder", "teacher_discriminator_path",
-    "teacher_hub_id"})
+    "teacher_hub_id", "num_processes"})
 
 
 class ScriptArgumentParser(argparse.ArgumentParser):
