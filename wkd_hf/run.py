@@ -168,6 +168,7 @@ class RunSession:
                     main_process_only=True)
 
     def _validate(self, step: int) -> None:
+        self._validated_step = step
         if self.validation_batch is None or not self.accelerator.is_main_process:
             return
         previews = self.distiller.preview(self.validation_batch)
@@ -189,6 +190,8 @@ class RunSession:
         """Write the loadable output folder (main process), then upload it if asked."""
         acc, args = self.accelerator, self.args
         acc.wait_for_everyone()
+        if getattr(self, "_validated_step", None) != self.state.global_step:
+            self._validate(self.state.global_step)  # the trackers get the final validation too
         if acc.is_main_process:
             out = Path(args.output_dir)
             kept = ", ".join(c.name for c in list_checkpoints(out)) or "none"
