@@ -39,7 +39,7 @@ from .hub import (
 )
 from .launcher_record import command_with_launcher_settings, record_launcher_settings
 from .metrics.paired import evaluate_paired
-from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
+from .processes import lock_output_dir, release_output_dirs, stop_cause, stop_with_launcher
 from .script_args import (
     ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
     add_data_args,
@@ -351,7 +351,7 @@ def run_cli(main: Callable[[argparse.Namespace], None],
     if stopped:
         step = _session.state.global_step if _session else 0
         output_dir = _session.args.output_dir if _session else None
-        print("\n" + stopped_message(output_dir, step, stopped), file=sys.stderr)
+        print("\n" + stopped_message(output_dir, step, stop_cause(stopped)), file=sys.stderr)
         return 130
     return 0
 
