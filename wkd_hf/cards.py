@@ -209,7 +209,7 @@ def mode_description(config, student_width: str = "", teacher: bool = True) -> s
 
 def method_settings(config) -> dict:
     """The ``wkd_config.json`` settings that shaped this run (the others dropped)."""
-    drop = (() if config.mode == "cycle" else CYCLE_ONLY) + (
+    drop = (("lambda_recon",) if config.mode == "cycle" else CYCLE_ONLY) + (
         () if uses_wavelet_term(config) else WKD_ONLY) + (
         () if config.kd_feature_weight > 0 else FEATURE_KD_ONLY)
     return {k: v for k, v in config.to_dict().items() if k not in drop}

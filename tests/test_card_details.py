@@ -1,0 +1,25 @@
+"""Card details a reader trips over: settings that did not apply, and local paths."""
+
+from huggingface_hub import ModelCard
+
+from wkd_hf.cards import method_settings
+from wkd_hf.distillation import WKDConfig
+from wkd_hf.hub import write_evaluation_results
+
+
+def test_cycle_cards_do_not_list_the_paired_l1_weight():
+    assert "lambda_recon" not in method_settings(WKDConfig(mode="cycle"))
+    assert method_settings(WKDConfig(mode="paired"))["lambda_recon"] == 100.0
+
+
+def test_evaluation_section_masks_local_paths_as_the_training_section_does(tmp_path):
+    command = ("python training_scripts/evaluate.py --model /home/someone/runs/student "
+               "--train_data_dir /home/someone/data/cityscapes/test --output_dir /tmp/eval")
+    record = {"name": "student", "metrics": {"psnr": 20.0}}
+    path = write_evaluation_results(tmp_path, record, dataset_name="cityscapes",
+                                    dataset_type="cityscapes", dataset_split="test",
+                                    task_name="cityscapes (B -> A)", table="| t |",
+                                    command=command)
+    text = ModelCard.load(path).text
+    assert "/home/someone" not in text and "/tmp/eval" not in text
+    assert "--train_data_dir '<path to cityscapes>/test'" in text
