@@ -23,3 +23,11 @@ def test_evaluation_section_masks_local_paths_as_the_training_section_does(tmp_p
     text = ModelCard.load(path).text
     assert "/home/someone" not in text and "/tmp/eval" not in text
     assert "--train_data_dir '<path to cityscapes>/test'" in text
+
+
+def test_a_teacher_given_as_one_direction_of_a_cyclegan_folder_is_named_by_that_folder():
+    from wkd_hf.cards import teacher_reference
+
+    assert teacher_reference("/runs/h2z_teacher/generator_a2b") == \
+        "a local teacher (`h2z_teacher/generator_a2b`)"
+    assert teacher_reference("/runs/facades_teacher") == "a local teacher (`facades_teacher`)"

@@ -127,7 +127,10 @@ def teacher_reference(teacher: str, base_model: str | None = None) -> str:
     """A link to a Hub teacher, or a local teacher by its folder name only."""
     if base_model:
         return f"[`{base_model}`](https://huggingface.co/{base_model})"
-    return f"a local teacher (`{Path(teacher).name}`)"
+    path = Path(teacher)
+    if path.name in CYCLE_SUBFOLDERS.values() and path.parent.name:  # one direction of a pair
+        return f"a local teacher (`{path.parent.name}/{path.name}`)"
+    return f"a local teacher (`{path.name}`)"
 
 
 def default_intro(task: str, teacher: str | None, base_model: str | None = None,
