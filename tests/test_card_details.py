@@ -31,3 +31,17 @@ def test_a_teacher_given_as_one_direction_of_a_cyclegan_folder_is_named_by_that_
     assert teacher_reference("/runs/h2z_teacher/generator_a2b") == \
         "a local teacher (`h2z_teacher/generator_a2b`)"
     assert teacher_reference("/runs/facades_teacher") == "a local teacher (`facades_teacher`)"
+
+
+def test_a_generic_data_folder_name_does_not_become_the_cards_title():
+    import argparse
+
+    from wkd_hf.cards import task_title
+
+    def title(path):
+        return task_title(argparse.Namespace(dataset_name=None, train_data_dir=path,
+                                             direction="AtoB"), "paired")
+
+    assert title("/home/me/data") == "custom data (A -> B)"
+    assert title("/home/me/work/data/train") == "custom data (A -> B)"
+    assert title("/home/me/facades/train") == "facades (A -> B)"

@@ -235,12 +235,18 @@ def dataset_folder(path: str | os.PathLike) -> Path:
     return folder.parent if folder.name.lower() in SPLIT_NAMES and folder.parent.name else folder
 
 
+GENERIC_FOLDERS = frozenset({"data", "dataset", "datasets", "images", "imgs", "pairs", "input",
+                             "inputs", "files", "tmp", "out", "output"})  # name no dataset
+
+
 def dataset_title(args: argparse.Namespace) -> str:
-    """The dataset's Hub id, or the local dataset folder's own name."""
+    """The dataset's Hub id, or the local dataset folder's own name; "custom data" when that
+    name says nothing (``data``, ``images``, ...)."""
     name = args.dataset_name
     if name and is_hub_id(name):
         return name
-    return dataset_folder(name or args.train_data_dir).name or "custom data"
+    folder = dataset_folder(name or args.train_data_dir).name
+    return "custom data" if not folder or folder.lower() in GENERIC_FOLDERS else folder
 
 
 def direction_text(mode: str, direction: str) -> str:
