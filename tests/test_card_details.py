@@ -45,3 +45,17 @@ def test_a_generic_data_folder_name_does_not_become_the_cards_title():
     assert title("/home/me/data") == "custom data (A -> B)"
     assert title("/home/me/work/data/train") == "custom data (A -> B)"
     assert title("/home/me/facades/train") == "facades (A -> B)"
+
+
+def test_unpaired_student_cards_show_their_distance_to_the_teacher(tmp_path, photo_domains,
+                                                                  cycle_teacher):
+    from conftest import TINY_RUN, run_script
+
+    out = tmp_path / "student"
+    run_script("distill", ["--mode", "cycle", "--teacher_model_name_or_path", str(cycle_teacher),
+                           "--train_data_dir", str(photo_domains), "--student_ngf", "4",
+                           "--discriminator_ndf", "4", "--wkd_levels", "3", "--pool_size", "3",
+                           "--output_dir", str(out), *TINY_RUN, "--train_batch_size", "1"])
+    text = ModelCard.load(out / "README.md").text
+    assert "## Validation metrics" in text and "validation teacher_l1 (A -> B)" in text
+    assert "lambda_recon" not in text

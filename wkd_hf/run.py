@@ -209,7 +209,8 @@ class RunSession:
                 if save_method_config:
                     run.config.save(out)
                 sample = self._export_samples(out)
-                metrics = self._metrics(generators, data) if run.config.mode == "paired" else {}
+                metrics = (self._metrics(generators, data) if run.config.mode == "paired"
+                           else self._teacher_distances())
                 write_run_card(out, run, args, generators, self.command,
                                teacher_name=teacher_name, sample=sample, metrics=metrics,
                                sample_columns=getattr(self, "_sample_columns", ""),
@@ -234,6 +235,17 @@ class RunSession:
         paths = recipes.save_previews(previews, out, "samples")
         self._sample_columns = " | ".join(next(iter(previews.values())))
         return next(iter(paths.values())).name
+
+    def _teacher_distances(self) -> dict[str, str]:
+        """Unpaired runs: the (a2b) student's L1 and band distances to its teacher on the
+        validation images ({} for a teacher: no target to compare with)."""
+        if self.validation_batch is None:
+            return {}
+        batches = (self.validation_loader if self.validation_loader is not None
+                   else [self.validation_batch])
+        with torch.random.fork_rng(devices=[]):
+            scores = validation_scores(self.distiller, batches, self.accelerator)
+        return {f"validation {k} (A -> B)": f"{v:.4f}" for k, v in scores.items()}
 
     def _metrics(self, generators, data) -> dict[str, str]:
         if data.validation_loader is None or self.validation_batch is None:
