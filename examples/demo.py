@@ -134,10 +134,23 @@ def publish_teacher(run_dir: Path, settings: DemoSettings, target: Path | None =
     staging.mkdir(parents=True)
     for name in TEACHER_FILES:
         shutil.copy2(run_dir / name, staging / name)
+    with open(staging / "README.md", "a", encoding="utf-8") as card:
+        card.write(TEACHER_NOTE.format(steps=settings.teacher_steps, sigma=settings.noise_sigma,
+                                       crops=settings.crops_per_photo,
+                                       resolution=settings.resolution))
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     logger.info("Demo teacher written to %s", target)
 
+
+TEACHER_NOTE = """
+## The wkd_hf demo's teacher
+
+Trained once by `make demo-teacher` (`python examples/demo.py --train_teacher`) for {steps} steps
+on the demo's denoising set (`examples/demo_data.py`: {crops} crops of {resolution} px per train
+photo, Gaussian noise sigma {sigma:g}, each train crop's RGB channels in a random order as colour
+augmentation; the test photos are held out). `make demo` distils its students from this folder.
+"""
 
 TEACHER_KEYS = ("resolution", "crops_per_photo", "noise_sigma", "teacher_ngf", "num_downs",
                 "teacher_steps", "batch_size")  # what shapes the committed teacher

@@ -76,6 +76,7 @@ def test_publish_copies_the_teacher_files_beside_then_renames(tmp_path):
     demo.publish_teacher(run, demo.DemoSettings(), target)
     assert sorted(p.name for p in target.iterdir()) == sorted(demo.TEACHER_FILES)
     assert not target.with_name("demo_teacher.partial").exists()
+    assert "make demo-teacher" in (target / "README.md").read_text()  # the card says how
     assert demo.committed_teacher(demo.DemoSettings(), target) == target
 
 
