@@ -19,7 +19,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 demo: install
 	$(PY) examples/demo.py
 
-# Train the demo's teacher once (resumable: rerun to continue from demo_output/teacher_run) and
+# Train the demo's teacher once (resumable: rerun to continue from demo_output/demo_teacher) and
 # write it to examples/demo_teacher/ (weights, config, card, args, samples), to be committed.
 demo-teacher: install
 	$(PY) examples/demo.py --train_teacher

@@ -124,6 +124,12 @@ def train_teacher(data_dir: Path, output_dir: Path, settings: DemoSettings,
            overwrite=not resume, threads=TEACHER_THREADS)
 
 
+def _repo_relative(path: str) -> str:
+    """``path`` relative to the repository when inside it, else its last part."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else resolved.name
+
+
 def publish_teacher(run_dir: Path, settings: DemoSettings, target: Path | None = None) -> None:
     """Copy the trained teacher's files (weights, config, card, args, samples) to ``target``
     (default ``TEACHER_DIR``), written beside it and renamed into place."""
@@ -134,6 +140,10 @@ def publish_teacher(run_dir: Path, settings: DemoSettings, target: Path | None =
     staging.mkdir(parents=True)
     for name in TEACHER_FILES:
         shutil.copy2(run_dir / name, staging / name)
+    args = json.loads((staging / "args.json").read_text())
+    for key in ("output_dir", "train_data_dir"):  # no local absolute paths in a committed file
+        args[key] = _repo_relative(args[key])
+    (staging / "args.json").write_text(json.dumps(args, indent=2, sort_keys=True))
     with open(staging / "README.md", "a", encoding="utf-8") as card:
         card.write(TEACHER_NOTE.format(steps=settings.teacher_steps, sigma=settings.noise_sigma,
                                        crops=settings.crops_per_photo,
@@ -144,6 +154,7 @@ def publish_teacher(run_dir: Path, settings: DemoSettings, target: Path | None =
 
 
 TEACHER_NOTE = """
+
 ## The wkd_hf demo's teacher
 
 Trained once by `make demo-teacher` (`python examples/demo.py --train_teacher`) for {steps} steps
@@ -286,7 +297,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--output_dir", default="demo_output")
     parser.add_argument("--quick", action="store_true", help="Tiny nets, a few steps.")
     parser.add_argument("--train_teacher", action="store_true",
-                        help=f"Train the demo's teacher (resumable, in OUTPUT_DIR/teacher_run) "
+                        help=f"Train the demo's teacher (resumable, in OUTPUT_DIR/demo_teacher) "
                              f"and write it to {TEACHER_DIR.relative_to(ROOT)}/.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
@@ -295,8 +306,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if args.train_teacher:
         torch.set_num_threads(THREADS)
         data_dir, _ = build_data(out, settings)
-        train_teacher(data_dir, out / "teacher_run", settings, resumable=True)
-        publish_teacher(out / "teacher_run", settings)
+        train_teacher(data_dir, out / "demo_teacher", settings, resumable=True)
+        publish_teacher(out / "demo_teacher", settings)
         return []
     return run(out, settings)
 

@@ -70,6 +70,8 @@ def test_publish_copies_the_teacher_files_beside_then_renames(tmp_path):
     for name in demo.TEACHER_FILES:
         if name != "demo_settings.json":
             (run / name).write_text(name)
+    (run / "args.json").write_text(json.dumps({"output_dir": str(run),
+                                               "train_data_dir": str(tmp_path / "data")}))
     target = tmp_path / "examples" / "demo_teacher"
     (target).mkdir(parents=True)
     (target / "stale.txt").write_text("old")
@@ -77,6 +79,7 @@ def test_publish_copies_the_teacher_files_beside_then_renames(tmp_path):
     assert sorted(p.name for p in target.iterdir()) == sorted(demo.TEACHER_FILES)
     assert not target.with_name("demo_teacher.partial").exists()
     assert "make demo-teacher" in (target / "README.md").read_text()  # the card says how
+    assert str(tmp_path) not in (target / "args.json").read_text()  # no local absolute paths
     assert demo.committed_teacher(demo.DemoSettings(), target) == target
 
 
