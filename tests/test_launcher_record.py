@@ -5,14 +5,26 @@ card's command must say so, so that re-running the card trains the same way."""
 import argparse
 import json
 
+import pytest
+from accelerate.state import AcceleratorState
+
 from huggingface_hub import ModelCard
 
 from conftest import TINY_RUN, run_script
 from wkd_hf.launcher_record import command_with_launcher_settings
 
 
-def test_launcher_precision_reaches_args_json_and_the_card_command(tmp_path, photo_pairs,
-                                                                     monkeypatch):
+@pytest.fixture
+def fresh_accelerator_state():
+    """A launched process reads ACCELERATE_MIXED_PRECISION once; accelerate's state is a
+    singleton, so forget earlier tests' state before, and leave no bf16 behind after."""
+    AcceleratorState._reset_state(True)
+    yield
+    AcceleratorState._reset_state(True)
+
+
+def test_launcher_precision_reaches_args_json_and_the_card_command(
+        tmp_path, photo_pairs, monkeypatch, fresh_accelerator_state):
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch` sets
     out = tmp_path / "teacher"
     run_script("train_teacher", ["--train_data_dir", str(photo_pairs), "--direction", "BtoA",
