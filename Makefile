@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 PYTEST_ARGS ?=
 
-.PHONY: demo test install benchmark study study-report clean
+.PHONY: demo demo-teacher test install benchmark study study-report clean
 
 install: $(VENV)/.installed
 
@@ -18,6 +18,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 demo: install
 	$(PY) examples/demo.py
+
+# Train the demo's teacher once (resumable: rerun to continue from demo_output/demo_teacher) and
+# write it to examples/demo_teacher/ (weights, config, card, args, samples), to be committed.
+demo-teacher: install
+	$(PY) examples/demo.py --train_teacher
 
 test: install browser
 	HF_HUB_OFFLINE=1 $(PY) -m pytest $(PYTEST_ARGS)

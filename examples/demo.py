@@ -3,16 +3,18 @@
 
 1. Builds a small real paired denoising dataset from photographs shipped inside installed
    packages: noisy (Gaussian, sigma 0.15) -> clean, held out by photo (``examples/demo_data.py``);
-   64 px training crops, 128 px test crops.
-2. Trains a small pix2pix teacher, then distils two students of the same size from it, one with
-   wavelet knowledge distillation (high bands) and one without any KD, all with
-   ``accelerate launch`` of the real training scripts (2 CPU threads each, always).
+   64 px training crops (RGB channels in random order: colour augmentation), 128 px test crops.
+2. Distils two students of the same size from the committed pix2pix teacher
+   (``examples/demo_teacher/``, trained once by ``make demo-teacher``), one with wavelet knowledge
+   distillation (high bands) and one without any KD, with ``accelerate launch`` of the real
+   training scripts (2 CPU threads each, always).
 3. Prints params, MACs, measured CPU latency and held-out quality for the noisy input (doing
    nothing) and the three networks, and saves the student folders (with model cards) and a
    comparison grid.
 
-    python examples/demo.py                   # ~10-15 minutes on 2 quiet CPU cores
-    python examples/demo.py --quick           # tiny nets and a few steps: a smoke test
+    python examples/demo.py                   # see the README for the time it took
+    python examples/demo.py --train_teacher   # (re)train examples/demo_teacher/ (resumable)
+    python examples/demo.py --quick           # tiny nets and a few steps, its own teacher
 
 Everything goes under ``--output_dir`` (default ``demo_output/``).
 """
@@ -23,21 +25,25 @@ import argparse
 import importlib.util
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
 from wkd_hf.data import PairedTransform, build_eval_dataloader, load_paired_dataset
-from wkd_hf.metrics.efficiency import profile_model
+from wkd_hf.metrics.efficiency import profile_models, spread_warning
 from wkd_hf.metrics.paired import evaluate_paired
 from wkd_hf.models import load_pretrained_model
 from wkd_hf.recipes import image_grid
 
 ROOT = Path(__file__).resolve().parents[1]
+TEACHER_DIR = ROOT / "examples" / "demo_teacher"  # committed: written by --train_teacher
+TEACHER_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "README.md", "args.json",
+                 "samples.png", "demo_settings.json")
 logger = logging.getLogger("demo")
 
 
@@ -46,7 +52,7 @@ class DemoSettings:
     """Sizes and lengths of the demo; ``QUICK`` is the smoke-test version used by the tests."""
 
     resolution: int = 64  # training crops
-    crops_per_photo: int = 48
+    crops_per_photo: int = 96
     test_resolution: int = 128  # held-out crops: evaluated and shown larger
     test_crops_per_photo: int = 16
     noise_sigma: float = 0.15
@@ -55,12 +61,12 @@ class DemoSettings:
     student_ngf: int = 8
     discriminator_ndf: int = 16
     batch_size: int = 4
-    teacher_steps: int = 2000
+    teacher_steps: int = 3000  # make demo-teacher only
     student_steps: int = 1200
     lambda_wkd: float = 10.0
     grid_rows_per_photo: int = 3
     latency_resolution: int = 256
-    latency_repeats: int = 10
+    latency_repeats: int = 20
 
 
 QUICK = DemoSettings(resolution=32, crops_per_photo=4, test_resolution=64, test_crops_per_photo=2,
@@ -70,20 +76,22 @@ QUICK = DemoSettings(resolution=32, crops_per_photo=4, test_resolution=64, test_
 
 
 THREADS = 2  # fixed: the figures depend on the number of threads (the order of float sums)
+TEACHER_THREADS = 1  # make demo-teacher: one thread holds up best on a shared machine
 LOOK_AT = ("Look at {grid}: one held-out crop per row; columns noisy input | teacher | "
            "WKD student | no-KD student | clean target. Compare the noise left in flat areas "
            "(sky, fur, petals) and the sharpness of edges and fine texture.")
 
 
-def launch(script: str, flags: dict[str, object], switches: tuple[str, ...] = ()) -> None:
+def launch(script: str, flags: dict[str, object], overwrite: bool = True,
+           threads: int = THREADS) -> None:
     """``accelerate launch training_scripts/<script>`` with ``--key value`` flags."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--num_cpu_threads_per_process", str(THREADS),
+               "--num_cpu_threads_per_process", str(threads),
                str(ROOT / "training_scripts" / script)]
     for key, value in flags.items():
         command += [f"--{key}", str(value)]
-    command += [f"--{switch}" for switch in (*switches, "overwrite_output_dir")]  # demo reruns
+    command += ["--overwrite_output_dir"] if overwrite else []  # demo reruns
     shown = command[command.index(str(ROOT / "training_scripts" / script)) + 1:]
     logger.info("$ accelerate launch training_scripts/%s %s", script, " ".join(shown))
     start = time.perf_counter()
@@ -100,14 +108,92 @@ def common_flags(data_dir: Path, settings: DemoSettings, steps: int, output_dir:
             "seed": 0, "output_dir": output_dir}
 
 
+def train_teacher(data_dir: Path, output_dir: Path, settings: DemoSettings,
+                  resumable: bool = False) -> None:
+    """The pix2pix U-Net teacher. ``resumable`` (``make demo-teacher``): checkpoints every 250
+    steps, one thread, and a rerun resumes from ``output_dir``'s newest checkpoint."""
+    flags = {**common_flags(data_dir, settings, settings.teacher_steps, output_dir),
+             "mode": "paired", "generator": "unet", "ngf": settings.teacher_ngf,
+             "num_downs": settings.num_downs, "norm_type": "batch", "ndf": 32}
+    if not resumable:
+        launch("train_teacher.py", flags)
+        return
+    resume = any(output_dir.glob("checkpoint-*"))
+    flags["checkpointing_steps"] = 250
+    launch("train_teacher.py", {**flags, **({"resume_from_checkpoint": "latest"} if resume else {})},
+           overwrite=not resume, threads=TEACHER_THREADS)
+
+
+def _repo_relative(path: str) -> str:
+    """``path`` relative to the repository when inside it, else its last part."""
+    resolved = Path(path).resolve()
+    return str(resolved.relative_to(ROOT)) if resolved.is_relative_to(ROOT) else resolved.name
+
+
+def publish_teacher(run_dir: Path, settings: DemoSettings, target: Path | None = None) -> None:
+    """Copy the trained teacher's files (weights, config, card, args, samples) to ``target``
+    (default ``TEACHER_DIR``), written beside it and renamed into place."""
+    target = target or TEACHER_DIR
+    (run_dir / "demo_settings.json").write_text(json.dumps(asdict(settings), indent=2) + "\n")
+    staging = target.with_name(target.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    for name in TEACHER_FILES:
+        shutil.copy2(run_dir / name, staging / name)
+    args = json.loads((staging / "args.json").read_text())
+    for key in ("output_dir", "train_data_dir"):  # no local absolute paths in a committed file
+        args[key] = _repo_relative(args[key])
+    (staging / "args.json").write_text(json.dumps(args, indent=2, sort_keys=True))
+    with open(staging / "README.md", "a", encoding="utf-8") as card:
+        card.write(TEACHER_NOTE.format(steps=settings.teacher_steps, sigma=settings.noise_sigma,
+                                       crops=settings.crops_per_photo,
+                                       resolution=settings.resolution))
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    logger.info("Demo teacher written to %s", target)
+
+
+TEACHER_NOTE = """
+
+## The wkd_hf demo's teacher
+
+Trained once by `make demo-teacher` (`python examples/demo.py --train_teacher`) for {steps} steps
+on the demo's denoising set (`examples/demo_data.py`: {crops} crops of {resolution} px per train
+photo, Gaussian noise sigma {sigma:g}, each train crop's RGB channels in a random order as colour
+augmentation; the test photos are held out). `make demo` distils its students from this folder.
+"""
+
+TEACHER_KEYS = ("resolution", "crops_per_photo", "noise_sigma", "teacher_ngf", "num_downs",
+                "teacher_steps", "batch_size")  # what shapes the committed teacher
+
+
+def committed_teacher(settings: DemoSettings, folder: Path | None = None) -> Path | None:
+    """``folder`` (default ``TEACHER_DIR``) if it holds a teacher trained with these settings,
+    else None (with the reason logged)."""
+    folder = folder or TEACHER_DIR
+    saved = folder / "demo_settings.json"
+    if not all((folder / name).is_file() for name in TEACHER_FILES):
+        logger.warning("No committed demo teacher in %s (`make demo-teacher` writes it).", folder)
+        return None
+    trained = json.loads(saved.read_text())
+    changed = [key for key in TEACHER_KEYS if trained.get(key) != getattr(settings, key)]
+    if changed:
+        logger.warning("The demo teacher in %s was trained with other %s; `make demo-teacher` "
+                       "retrains it.", folder, ", ".join(changed))
+        return None
+    return folder
+
+
 def train_all(data_dir: Path, out: Path, settings: DemoSettings) -> dict[str, Path]:
-    """Teacher, WKD student and no-KD student; returns name -> output folder."""
-    folders = {"teacher": out / "teacher", "WKD student": out / "student_wkd",
+    """WKD and no-KD students of the committed teacher; without one (and in ``QUICK``), the
+    teacher is trained first, into ``out/teacher``. Returns name -> folder."""
+    teacher = None if settings is QUICK else committed_teacher(settings)
+    if teacher is None:
+        teacher = out / "teacher"
+        logger.info("Training the teacher first (%d steps).", settings.teacher_steps)
+        train_teacher(data_dir, teacher, settings)
+    folders = {"teacher": teacher, "WKD student": out / "student_wkd",
                "no-KD student": out / "student_nokd"}
-    launch("train_teacher.py", {
-        **common_flags(data_dir, settings, settings.teacher_steps, folders["teacher"]),
-        "mode": "paired", "generator": "unet", "ngf": settings.teacher_ngf,
-        "num_downs": settings.num_downs, "norm_type": "batch", "ndf": 32})
     for name, bands in (("WKD student", "high"), ("no-KD student", "none")):
         launch("distill.py", {
             **common_flags(data_dir, settings, settings.student_steps, folders[name]),
@@ -132,20 +218,24 @@ def evaluate_all(folders: dict[str, Path], data_dir: Path, photos: list[str], ou
     test = load_paired_dataset(train_data_dir=str(data_dir), split="test")
     loader = build_eval_dataloader(test, PairedTransform(settings.test_resolution, train=False), 8)
     batch = grid_batch(test, photos, settings)
-    columns = {"input": batch["source"]}
+    columns = {"noisy input": batch["source"]}
     rows = [{"network": "noisy input", "params": 0, "macs": 0, "latency_ms": None,
              **evaluate_paired(torch.nn.Identity(), loader)}]
-    for name, folder in folders.items():
-        model = load_pretrained_model(str(folder))
-        profile = profile_model(model, resolution=settings.latency_resolution,
-                                repeats=settings.latency_repeats)
-        quality = evaluate_paired(model, loader)
+    models = {name: load_pretrained_model(str(folder)).eval() for name, folder in folders.items()}
+    # All three timed in the same rounds, in a rotated order, as wkd-profile does.
+    profiles = profile_models(models, resolution=settings.latency_resolution,
+                              repeats=settings.latency_repeats)
+    warning = spread_warning(profiles)
+    if warning:
+        print(warning)
+    for (name, model), profile in zip(models.items(), profiles):
         rows.append({"network": name, "params": profile.params, "macs": profile.macs,
-                     "latency_ms": profile.latency.median_ms, **quality})
+                     "latency_ms": profile.latency.median_ms,
+                     "latency_spread": profile.latency.spread, **evaluate_paired(model, loader)})
         with torch.no_grad():
-            columns[name] = model.eval()(batch["source"])
-    columns["target"] = batch["target"]
-    image_grid(columns).save(out / "comparison.png")
+            columns[name] = model(batch["source"])
+    columns["clean target"] = batch["target"]
+    image_grid(columns, labels=True).save(out / "comparison.png")
     return rows
 
 
@@ -192,7 +282,7 @@ def run(out: Path, settings: DemoSettings) -> list[dict]:
           f"{settings.resolution} px crops, tested on {settings.test_resolution} px crops of "
           "held-out photos.\nPSNR/SSIM against the clean targets (higher is better); LL/HH = "
           "the paper's per-band normalised L1 (lower is better); 'noisy input' = doing nothing."
-          f"\nLatency: median of {settings.latency_repeats} CPU runs at "
+          f"\nLatency: median of {settings.latency_repeats} interleaved CPU rounds at "
           f"{settings.latency_resolution} px, batch 1, {THREADS} threads.\n\n{table}\n")
     print(LOOK_AT.format(grid=out / "comparison.png"))
     print(f"\nFinished in {(time.perf_counter() - start) / 60:.1f} min. Everything is in {out}:")
@@ -209,9 +299,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--output_dir", default="demo_output")
     parser.add_argument("--quick", action="store_true", help="Tiny nets, a few steps.")
+    parser.add_argument("--train_teacher", action="store_true",
+                        help=f"Train the demo's teacher (resumable, in OUTPUT_DIR/demo_teacher) "
+                             f"and write it to {TEACHER_DIR.relative_to(ROOT)}/.")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return run(Path(args.output_dir).resolve(), QUICK if args.quick else DemoSettings())
+    settings = QUICK if args.quick else DemoSettings()
+    out = Path(args.output_dir).resolve()
+    if args.train_teacher:
+        torch.set_num_threads(THREADS)
+        data_dir, _ = build_data(out, settings)
+        train_teacher(data_dir, out / "demo_teacher", settings, resumable=True)
+        publish_teacher(out / "demo_teacher", settings)
+        return []
+    return run(out, settings)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 
 logger = logging.getLogger(__name__)
-FORMAT_VERSION = 2  # bump when the degradation or the crop sampling changes
+FORMAT_VERSION = 3  # bump when the degradation or the crop sampling changes
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -113,9 +113,17 @@ def add_noise(target: Image.Image, sigma: float, rng: np.random.Generator) -> Im
     return Image.fromarray(np.clip(np.rint(noisy), 0, 255).astype(np.uint8))
 
 
-def _crops(name: str, n: int, resolution: int, sigma: float, seed: int) -> dict[str, list]:
+def permute_channels(image: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """``image`` (RGB) with its channels in one of the 6 orders, drawn uniformly (colour
+    augmentation: the 8 train photos alone never show, e.g., the test flower's teal)."""
+    return Image.fromarray(np.asarray(image)[..., rng.permutation(3)])
+
+
+def _crops(name: str, n: int, resolution: int, sigma: float, seed: int,
+           colour: bool = False) -> dict[str, list]:
     photo = Image.fromarray(np.ascontiguousarray(PHOTOS[name]()[..., :3]))
     rng = np.random.default_rng([seed, zlib.crc32(name.encode())])  # per photo: split-independent
+    colours = np.random.default_rng([seed, zlib.crc32(name.encode()), 1])  # crops stay the same
     rows: dict[str, list] = {"source": [], "target": [], "photo": []}
     for _ in range(n):
         side = min(int(resolution * rng.uniform(1.0, 3.0)), *photo.size)
@@ -125,6 +133,8 @@ def _crops(name: str, n: int, resolution: int, sigma: float, seed: int) -> dict[
         target = crop.resize((resolution, resolution), Image.Resampling.LANCZOS, reducing_gap=3.0)
         if rng.random() < 0.5:
             target = target.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        if colour:
+            target = permute_channels(target, colours)
         rows["source"].append(add_noise(target, sigma, rng))
         rows["target"].append(target)
         rows["photo"].append(name)
@@ -145,12 +155,14 @@ def build_demo_dataset(
     noise_sigma: float = 0.15,
     seed: int = 0,
     test_photos: Sequence[str] = ("chelsea", "flower"),
+    colour_augment: bool = True,
 ) -> datasets.DatasetDict:
     """Build (or reuse) the paired demo set in ``output_dir``; returns splits ``train``/``test``.
 
     ``train``: ``crops_per_photo`` RGB ``resolution`` px crops of each photo not in
     ``test_photos``; ``test``: ``test_crops_per_photo`` ``test_resolution`` px crops of each
-    photo in ``test_photos``.
+    photo in ``test_photos``. ``colour_augment``: each train crop's RGB channels in a random
+    order (``permute_channels``); test crops keep their colours.
     """
     if min(resolution, test_resolution, crops_per_photo, test_crops_per_photo) < 1:
         raise ValueError("resolutions and crop counts must be positive")
@@ -164,7 +176,7 @@ def build_demo_dataset(
               "test": [p for p in PHOTOS if p in test_photos]}
     sizes = {"train": (resolution, crops_per_photo), "test": (test_resolution, test_crops_per_photo)}
     info = {"format_version": FORMAT_VERSION, "sizes": sizes, "noise_sigma": noise_sigma,
-            "seed": seed, "photos": splits}
+            "seed": seed, "photos": splits, "colour_augment": colour_augment}
     output_dir = Path(output_dir)
     info_file = output_dir / "build_info.json"
     if (info_file.is_file() and json.loads(info_file.read_text()) == json.loads(json.dumps(info))
@@ -178,10 +190,11 @@ def build_demo_dataset(
         rows: dict[str, list] = {"source": [], "target": [], "photo": []}
         for name in names:
             for key, values in _crops(name, sizes[split][1], sizes[split][0], noise_sigma,
-                                      seed).items():
+                                      seed, colour_augment and split == "train").items():
                 rows[key] += values
         dataset = datasets.Dataset.from_dict(rows, features=FEATURES)
         dataset.to_parquet(output_dir / SPLIT_FILES[split])
+    colour = "; each train crop's RGB channels in a random order" if colour_augment else ""
     credits = "\n".join(f"- **{name}** ({split}): {CREDITS[name]}"
                         for split, names in splits.items() for name in names)
     (output_dir / "README.md").write_text(f"""---
@@ -191,7 +204,7 @@ license: other
 
 Built by `examples/demo_data.py` from photographs that ship inside scikit-image, scikit-learn and
 matplotlib. Random square crops (side 1x-3x the crop size, resized with Lanczos, random horizontal
-flip, seed {seed}): `train` has {crops_per_photo} crops of {resolution} px per photo, `test`
+flip, seed {seed}{colour}): `train` has {crops_per_photo} crops of {resolution} px per photo, `test`
 {test_crops_per_photo} crops of {test_resolution} px per photo. `target` is the clean crop;
 `source` is the same crop plus Gaussian noise of standard deviation {noise_sigma:g} (in [0, 1]
 units, i.e. {255 * noise_sigma:.1f} grey levels), clipped and rounded to 8 bits. The split is by

@@ -6,6 +6,7 @@ import sys
 from PIL import Image
 
 from conftest import ROOT
+from wkd_hf.grid_labels import LABEL_HEIGHT
 from wkd_hf.models import load_pretrained_model
 
 
@@ -34,7 +35,8 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     # One row per grid crop (grid_rows_per_photo of each of the 2 test photos), 5 columns.
     side = demo.QUICK.test_resolution
     with Image.open(tmp_path / "comparison.png") as grid:
-        assert grid.size == (5 * side + 4 * 2, 2 * demo.QUICK.grid_rows_per_photo * side + 2)
+        assert grid.size == (5 * side + 4 * 2,
+                             2 * demo.QUICK.grid_rows_per_photo * side + 2 + LABEL_HEIGHT)
     assert (tmp_path / "results.json").is_file()
     for folder in ("teacher", "student_wkd", "student_nokd"):
         assert (tmp_path / folder / "README.md").is_file()

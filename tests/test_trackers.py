@@ -5,6 +5,7 @@ import torch
 from accelerate import Accelerator
 from accelerate.tracking import GeneralTracker
 
+from wkd_hf.grid_labels import LABEL_HEIGHT
 from wkd_hf.recipes import log_previews
 
 
@@ -40,7 +41,7 @@ def test_grids_reach_a_non_tensorboard_tracker_and_tensorboard(tmp_path):
     ((values, step),) = recorder.images
     assert step == 7 and list(values) == ["validation/samples"]
     (grid,) = values["validation/samples"]
-    assert isinstance(grid, np.ndarray) and grid.shape == (2 * 8 + 2, 2 * 8 + 2, 3)
+    assert isinstance(grid, np.ndarray) and grid.shape == (2 * 8 + 2 + LABEL_HEIGHT, 2 * 8 + 2, 3)
     accelerator.end_training()
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

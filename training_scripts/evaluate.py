@@ -28,6 +28,7 @@ from pathlib import Path
 
 import torch
 
+from wkd_hf.metrics.model_timing import for_card, latency_cell, latency_note, time_models
 from wkd_hf.script_args import ScriptArgumentParser, add_data_args, command_line, readme_epilog
 
 logger = logging.getLogger("wkd_hf.evaluate")
@@ -80,7 +81,7 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     models.add_argument("--teacher", default=None,
                         help="Also measure each model's band distances to this generator's "
                              "outputs on the same inputs (default: none).")
-    add_data_args(parser)
+    add_data_args(parser, training=False)
     ev = parser.add_argument_group("evaluation")
     ev.add_argument("--output_dir", required=True,
                     help="Folder of results.json, results.md and bands.png (required).")
@@ -111,7 +112,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
     ev.add_argument("--max_eval_samples", type=_positive, default=None,
                     help="Evaluate only the first N images (of each domain; default: all).")
     ev.add_argument("--latency_repeats", type=_non_negative, default=10,
-                    help="Timed CPU forward passes per model (0: no latency).")
+                    help="Rounds of CPU latency timing, every model once per round, "
+                         "interleaved (0: no latency).")
     ev.add_argument("--num_threads", type=_positive, default=None,
                     help="torch threads for the latency measurement (default: torch's).")
     ev.add_argument("--kid_subsets", type=_positive, default=100,
@@ -253,21 +255,6 @@ def load_model(spec: str, args) -> torch.nn.Module:
     return model.eval()
 
 
-def _efficiency(model: torch.nn.Module, args) -> dict:
-    import copy
-
-    from wkd_hf.metrics.efficiency import count_macs, count_parameters, measure_latency
-
-    cpu_model = copy.deepcopy(model).cpu().float()
-    out = {"params": count_parameters(cpu_model), "macs": count_macs(cpu_model, args.resolution),
-           "latency_ms": None, "latency_threads": None}
-    if args.latency_repeats:
-        timing = measure_latency(cpu_model, args.resolution, num_threads=args.num_threads,
-                                 warmup=2, repeats=args.latency_repeats)
-        out["latency_ms"], out["latency_threads"] = timing.median_ms, timing.num_threads
-    return out
-
-
 # ----------------------------------------------------------------------------- evaluation
 class _ModelState:
     """Per-model accumulators."""
@@ -396,13 +383,13 @@ def results_table(records: list[dict]) -> str:
 
     present = [c for c in TABLE_COLUMNS if any(c[0] in r["metrics"] for r in records)]
     with_kid = any("kid_mean" in r["metrics"] for r in records)
-    header = ["model", "params", "MACs", "CPU latency (ms)",
+    header = ["model", "params", "MACs", "CPU latency ms [p10-p90]",
               *[label for _, label, _ in present]] + (["KID x 1000"] if with_kid else [])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in records:
         m = r["metrics"]
         row = [r["name"], format_count(r["params"]), format_count(r["macs"]),
-               _fmt(r["latency_ms"], "{:.1f}")]
+               latency_cell(r)]
         row += [_fmt(m.get(key), pattern) for key, _, pattern in present]
         if with_kid:
             row.append(f"{m['kid_mean'] * 1000:.2f} ± {m['kid_std'] * 1000:.2f}"
@@ -427,8 +414,8 @@ def write_reports(args, records, settings, figure_panels) -> None:
     for panel, values in figure_panels.items():
         bands = list(next(iter(values.values())))
         lines += [f"## Wavelet bands: {panel}", "", band_table(values, bands), ""]
-    lines += [f"Latency: median CPU forward at batch 1, {settings['latency_threads']} thread(s). "
-              "MACs: torch FlopCounterMode / 2.", "", "```bash", settings["command"], "```", ""]
+    lines += [latency_note(settings, settings["latency_warning"]) + " MACs: torch "
+              "FlopCounterMode / 2.", "", "```bash", settings["command"], "```", ""]
     write_text_beside(out / "results.md", "\n".join(lines))
     if figure_panels:
         try:
@@ -442,7 +429,7 @@ def write_reports(args, records, settings, figure_panels) -> None:
 def update_cards(args, records, settings, table_for) -> None:
     from wkd_hf.hub import write_evaluation_results
 
-    for record in records:
+    for record in (for_card(record, settings["latency_warning"]) for record in records):
         folder = os.path.expanduser(record["source"])
         if not os.path.isdir(folder):
             print(f"warning: --update_card: {record['source']} is not a local model folder; its "
@@ -514,6 +501,10 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> None:
         mu, sigma = feature_statistics(features)
         reals = {"mu": mu, "sigma": sigma, "features": features}
     records, panels = [], {}
+    efficiency, latency_warning = time_models({s.name: s.model for s in states}, args.resolution,
+                                              args.latency_repeats, args.num_threads)
+    if latency_warning:
+        print(latency_warning, file=sys.stderr)
     band_panel = ("vs real targets (normalised L1)" if data["layout"] == "paired"
                   else "band energy gap to real images")
     for state in states:
@@ -523,7 +514,7 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> None:
         if state.evaluators is not None:
             metrics_out.update(state.evaluators.compute())
         record = {"name": state.name, "source": state.spec, "class": type(state.model).__name__,
-                  **_efficiency(state.model, args), "num_images": state.count,
+                  **efficiency[state.name], "num_images": state.count,
                   "metrics": metrics_out}
         if state.bands is not None:
             record["bands"] = state.bands.compute()
@@ -547,6 +538,7 @@ def main(args: argparse.Namespace, argv: list[str] | None = None) -> None:
         "device": str(args.device),
         "latency_threads": next((r["latency_threads"] for r in records
                                  if r["latency_threads"]), None),
+        "latency_rounds": args.latency_repeats, "latency_warning": latency_warning,
         "fid_protocol": ("FID/KID: InceptionV3 pool3 (2048-d), TF-ported FID weights, "
                          "torch-fidelity's extractor; generated vs real images of the split."
                          if extractor is not None else "FID/KID not computed."),

@@ -127,7 +127,10 @@ def teacher_reference(teacher: str, base_model: str | None = None) -> str:
     """A link to a Hub teacher, or a local teacher by its folder name only."""
     if base_model:
         return f"[`{base_model}`](https://huggingface.co/{base_model})"
-    return f"a local teacher (`{Path(teacher).name}`)"
+    path = Path(teacher)
+    if path.name in CYCLE_SUBFOLDERS.values() and path.parent.name:  # one direction of a pair
+        return f"a local teacher (`{path.parent.name}/{path.name}`)"
+    return f"a local teacher (`{path.name}`)"
 
 
 def default_intro(task: str, teacher: str | None, base_model: str | None = None,
@@ -209,7 +212,7 @@ def mode_description(config, student_width: str = "", teacher: bool = True) -> s
 
 def method_settings(config) -> dict:
     """The ``wkd_config.json`` settings that shaped this run (the others dropped)."""
-    drop = (() if config.mode == "cycle" else CYCLE_ONLY) + (
+    drop = (("lambda_recon",) if config.mode == "cycle" else CYCLE_ONLY) + (
         () if uses_wavelet_term(config) else WKD_ONLY) + (
         () if config.kd_feature_weight > 0 else FEATURE_KD_ONLY)
     return {k: v for k, v in config.to_dict().items() if k not in drop}
@@ -232,12 +235,18 @@ def dataset_folder(path: str | os.PathLike) -> Path:
     return folder.parent if folder.name.lower() in SPLIT_NAMES and folder.parent.name else folder
 
 
+GENERIC_FOLDERS = frozenset({"data", "dataset", "datasets", "images", "imgs", "pairs", "input",
+                             "inputs", "files", "tmp", "out", "output"})  # name no dataset
+
+
 def dataset_title(args: argparse.Namespace) -> str:
-    """The dataset's Hub id, or the local dataset folder's own name."""
+    """The dataset's Hub id, or the local dataset folder's own name; "custom data" when that
+    name says nothing (``data``, ``images``, ...)."""
     name = args.dataset_name
     if name and is_hub_id(name):
         return name
-    return dataset_folder(name or args.train_data_dir).name or "custom data"
+    folder = dataset_folder(name or args.train_data_dir).name
+    return "custom data" if not folder or folder.lower() in GENERIC_FOLDERS else folder
 
 
 def direction_text(mode: str, direction: str) -> str:

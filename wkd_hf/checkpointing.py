@@ -219,7 +219,8 @@ def check_resumable(folder: str | os.PathLike, args) -> None:
     saved = run_settings(read_json_object(folder / ARGS_FILE))
     now = run_settings(json.loads(json.dumps(public_args(args), default=str)))
     differing = [f"--{key} {saved[key]} (now {now[key]})"
-                 for key in sorted(saved.keys() & now.keys()) if saved[key] != now[key]]
+                 for key in sorted(saved.keys() & now.keys()) if saved[key] != now[key]
+                 and not (key == "mixed_precision" and saved[key] is None)]  # older: unrecorded
     if differing:
         raise WKDError(f"{folder} was trained with other settings: {', '.join(differing)}. "
                        "Resume with the same settings, or start a new --output_dir.")

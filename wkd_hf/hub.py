@@ -26,6 +26,7 @@ from .cards import (  # noqa: F401  (the card code's earlier home)
     efficiency_rows,
     find_template,
     format_count,
+    recipe_command,
 )
 from .errors import WKDError
 from .safe_files import check_regular_file, refuse_link, write_text_beside
@@ -133,7 +134,8 @@ def write_evaluation_results(model_dir: str | os.PathLike, record: Mapping[str, 
     """Put one model's evaluation into ``model_dir/README.md``: model-index entries
     (``huggingface_hub.EvalResult`` in the card's ``eval_results``; earlier entries on the same
     dataset and split are replaced) and an "Evaluation" section with ``table`` (replaced on
-    re-runs). A folder without a card gets a minimal one. Returns the card's path."""
+    re-runs; ``command`` with local paths masked, as the Training section's). A folder without a
+    card gets a minimal one. Returns the card's path."""
     from huggingface_hub import EvalResult
 
     path = refuse_link(Path(model_dir) / "README.md", "model card")
@@ -162,7 +164,7 @@ def write_evaluation_results(model_dir: str | os.PathLike, record: Mapping[str, 
     section = (f"{EVAL_SECTION_START}\n## Evaluation ({dataset_name}, split {dataset_split})\n\n"
                f"{table}\n")
     if command:
-        section += f"\nMeasured with:\n\n```bash\n{command}\n```\n"
+        section += f"\nMeasured with:\n\n```bash\n{recipe_command(command)}\n```\n"
     section += f"{EVAL_SECTION_END}"
     text = card.text
     if EVAL_SECTION_START in text and EVAL_SECTION_END in text:

@@ -35,6 +35,7 @@ from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
 from .input_checks import DTYPES, RANGE_HELP, check_output_apart, check_values, parse_dtype
+from .remote_code import write_component_code
 
 PIPELINE_FILE = "wkd_pipeline.py"  # the shim DiffusionPipeline.from_pretrained imports
 SIZE_MODES = ("pad", "resize")
@@ -204,6 +205,8 @@ class ImageTranslationPipeline(DiffusionPipeline):
         index_path = Path(save_directory) / "model_index.json"
         index = json.loads(index_path.read_text(encoding="utf-8"))
         index["_class_name"] = [PIPELINE_FILE.removesuffix(".py"), type(self).__name__]
+        index["generator"] = (write_component_code(save_directory, "generator",
+                                                   type(self.generator)) or index["generator"])
         index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
         (Path(save_directory) / PIPELINE_FILE).write_text(_SHIM, encoding="utf-8")
 

@@ -6,7 +6,7 @@
 - ``stop_with_launcher``: under ``accelerate launch``, the trainer gets SIGTERM when the launcher
   dies (Linux ``PR_SET_PDEATHSIG``; elsewhere a thread watching the parent pid), and SIGTERM
   stops it like Ctrl-C (``KeyboardInterrupt``): a checkpoint being written is dropped, never
-  left half-written.
+  left half-written. Stop signals after the first are ignored while the run stops.
 """
 
 from __future__ import annotations
@@ -95,6 +95,8 @@ def stop_with_launcher() -> None:
     """SIGTERM stops the run like Ctrl-C; under ``accelerate launch`` (or torchrun) the trainer
     also gets SIGTERM when its launcher dies, so no orphan keeps training and writing."""
     signal.signal(signal.SIGTERM, _interrupt)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not an inherited ignore
+        signal.signal(signal.SIGINT, _interrupt)
     if not {"ACCELERATE_MIXED_PRECISION", "TORCHELASTIC_RUN_ID"} & os.environ.keys():
         return  # started by hand (maybe under nohup): the parent is a shell, not a launcher
     launcher = os.getppid()
@@ -112,8 +114,27 @@ def stop_with_launcher() -> None:
     threading.Thread(target=watch, name="launcher-watch", daemon=True).start()
 
 
+STOP_GRACE_S = 30.0  # after a stop signal, further ones are ignored this long (the clean-up)
+_stop_signals: list[int] = []  # the stop signals this process got, in order
+_stopping_since: list[float] = []  # monotonic time of the stop signal that raised
+
+
 def _interrupt(signum, frame) -> None:
-    # One stop is enough: a second SIGTERM (the launcher's, after the parent-death signal) would
-    # interrupt the clean stop itself and end in a raw traceback. SIGKILL still ends a stuck run.
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt(f"signal {signal.Signals(signum).name}")
+    """A stop signal raises ``KeyboardInterrupt``; more within ``STOP_GRACE_S`` are noted and
+    ignored: the run is already stopping (Ctrl-C reaches the whole process group, and
+    ``accelerate launch``, stopping too, then sends its trainer SIGTERM, which must not break the
+    clean-up)."""
+    _stop_signals.append(signum)
+    if _stopping_since and time.monotonic() - _stopping_since[-1] < STOP_GRACE_S:
+        return
+    _stopping_since.append(time.monotonic())
+    raise KeyboardInterrupt("" if signum == signal.SIGINT
+                            else f"signal {signal.Signals(signum).name}")
+
+
+def stop_cause(interrupt: BaseException) -> KeyboardInterrupt:
+    """What stopped the run, for its one line: Ctrl-C if SIGINT came at all (the launcher's
+    SIGTERM follows a terminal's Ctrl-C, sometimes first), else ``interrupt``."""
+    if signal.SIGINT in _stop_signals:
+        return KeyboardInterrupt("")
+    return interrupt if isinstance(interrupt, KeyboardInterrupt) else KeyboardInterrupt("")

@@ -28,6 +28,7 @@ from .data import (
     load_unpaired_datasets,
     split_train_validation,
 )
+from .grid_labels import add_column_labels
 from .models import (
     GENERATOR_CLASSES,
     PatchDiscriminator,
@@ -328,8 +329,10 @@ def to_pil(images: Tensor) -> list[Image.Image]:
     return [Image.fromarray(np.ascontiguousarray(a)) for a in array]
 
 
-def image_grid(columns: Mapping[str, Tensor], padding: int = 2) -> Image.Image:
-    """One row per sample, one column per entry of ``columns`` (each N x C x H x W in [-1, 1])."""
+def image_grid(columns: Mapping[str, Tensor], padding: int = 2,
+               labels: bool = False) -> Image.Image:
+    """One row per sample, one column per entry of ``columns`` (each N x C x H x W in [-1, 1]);
+    ``labels``: the column names in a strip above (:func:`grid_labels.add_column_labels`)."""
     tiles = [to_pil(images) for images in columns.values()]
     rows, cols = len(tiles[0]), len(tiles)
     width, height = tiles[0][0].size
@@ -338,7 +341,7 @@ def image_grid(columns: Mapping[str, Tensor], padding: int = 2) -> Image.Image:
     for c, column in enumerate(tiles):
         for r, tile in enumerate(column):
             grid.paste(tile, (c * (width + padding), r * (height + padding)))
-    return grid
+    return add_column_labels(grid, list(columns), width, padding) if labels else grid
 
 
 def save_previews(previews: Mapping[str, Mapping[str, Tensor]], directory: str | os.PathLike,
@@ -349,14 +352,14 @@ def save_previews(previews: Mapping[str, Mapping[str, Tensor]], directory: str |
     for name, columns in previews.items():
         suffix = "" if len(previews) == 1 else f"_{name}"
         paths[name] = Path(directory) / f"{prefix}{suffix}.png"
-        image_grid(columns).save(paths[name])
+        image_grid(columns, labels=True).save(paths[name])
     return paths
 
 
 def log_previews(accelerator, previews: Mapping[str, Mapping[str, Tensor]], step: int) -> None:
     """Send preview grids to every active tracker that takes images (tensorboard, wandb, ...),
     through accelerate's ``log_images``, as ``validation/<name>``."""
-    grids = {f"validation/{name}": np.asarray(image_grid(columns))
+    grids = {f"validation/{name}": np.asarray(image_grid(columns, labels=True))
              for name, columns in previews.items()}
     for tracker in accelerator.trackers:
         if tracker.name == "tensorboard":

@@ -39,6 +39,7 @@ from .hub import (
     prepare_hub_repo,
     push_output_dir,
 )
+from .launcher_record import command_with_launcher_settings, record_launcher_settings
 from .metrics.paired import evaluate_paired
 from .output_folders import begin_export, check_new_run_output, drop_links, end_export
 from .precision import (
@@ -47,7 +48,7 @@ from .precision import (
     compile_like_prepared,
     cpu_precision_advice,
 )
-from .processes import lock_output_dir, release_output_dirs, stop_with_launcher
+from .processes import lock_output_dir, release_output_dirs, stop_cause, stop_with_launcher
 from .script_args import (
     ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
     add_data_args,
@@ -189,6 +190,7 @@ class RunSession:
                     main_process_only=True)
 
     def _validate(self, step: int) -> None:
+        self._validated_step = step
         if self.validation_batch is None or not self.accelerator.is_main_process:
             return
         previews = self.distiller.preview(self.validation_batch)
@@ -210,6 +212,8 @@ class RunSession:
         """Write the loadable output folder (main process), then upload it if asked."""
         acc, args = self.accelerator, self.args
         acc.wait_for_everyone()
+        if getattr(self, "_validated_step", None) != self.state.global_step:
+            self._validate(self.state.global_step)  # the trackers get the final validation too
         if acc.is_main_process:
             out = Path(args.output_dir)
             kept = ", ".join(c.name for c in list_checkpoints(out)) or "none"
@@ -228,7 +232,8 @@ class RunSession:
                 if save_method_config:
                     run.config.save(out)
                 sample = self._export_samples(out)
-                metrics = self._metrics(generators, data) if run.config.mode == "paired" else {}
+                metrics = (self._metrics(generators, data) if run.config.mode == "paired"
+                           else self._teacher_distances())
                 write_run_card(out, run, args, generators, self.command,
                                teacher_name=teacher_name, sample=sample, metrics=metrics,
                                sample_columns=getattr(self, "_sample_columns", ""),
@@ -259,6 +264,17 @@ class RunSession:
         paths = recipes.save_previews(previews, out, "samples")
         self._sample_columns = " | ".join(next(iter(previews.values())))
         return next(iter(paths.values())).name
+
+    def _teacher_distances(self) -> dict[str, str]:
+        """Unpaired runs: the (a2b) student's L1 and band distances to its teacher on the
+        validation images ({} for a teacher: no target to compare with)."""
+        if self.validation_batch is None:
+            return {}
+        batches = (self.validation_loader if self.validation_loader is not None
+                   else [self.validation_batch])
+        with torch.random.fork_rng(devices=[]):
+            scores = validation_scores(self.distiller, batches, self.accelerator)
+        return {f"validation {k} (A -> B)": f"{v:.4f}" for k, v in scores.items()}
 
     def _metrics(self, generators, data) -> dict[str, str]:
         if data.validation_loader is None or self.validation_batch is None:
@@ -417,7 +433,7 @@ def run_cli(main: Callable[[argparse.Namespace], None],
     if stopped:
         step = _session.state.global_step if _session else 0
         output_dir = _session.args.output_dir if _session else None
-        print("\n" + stopped_message(output_dir, step, stopped), file=sys.stderr)
+        print("\n" + stopped_message(output_dir, step, stop_cause(stopped)), file=sys.stderr)
         return 130
     return 0
 
@@ -430,6 +446,7 @@ def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = 
     global _session
     check_args(args)
     accelerator = build_accelerator(args)
+    record_launcher_settings(args, accelerator)
     if accelerator.is_main_process:
         os.makedirs(args.output_dir, exist_ok=True)
         lock_output_dir(args.output_dir)
@@ -441,8 +458,8 @@ def prepare_run(args: argparse.Namespace, script: str, argv: list[str] | None = 
     logger.info(accelerator.state, main_process_only=True)
     if advice := cpu_precision_advice(accelerator):
         logger.warning(advice, main_process_only=True)
-    _session = RunSession(args, accelerator, script,
-                          command_line(script, argv, secrets=[args.hub_token]))
+    _session = RunSession(args, accelerator, script, command_with_launcher_settings(
+        command_line(script, argv, secrets=[args.hub_token]), args))
     return _session
 
 

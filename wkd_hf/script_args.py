@@ -30,7 +30,8 @@ RUN_ONLY_ARGS = frozenset({
     "dataset_name", "dataset_config_name", "train_data_dir", "cache_dir",
     "dataloader_num_workers", "max_bad_fraction", "max_image_pixels", "skip_nan_steps", "cpu",
     "teacher_model_name_or_path", "teacher_subfolder", "teacher_discriminator_path",
-    "teacher_hub_id", "logging_steps", "save_on_each_node", "sync_batchnorm"})
+    "teacher_hub_id", "logging_steps", "save_on_each_node", "sync_batchnorm",
+    "num_processes"})
 
 
 class ScriptArgumentParser(argparse.ArgumentParser):
@@ -94,7 +95,9 @@ def add_cycle_objective_args(group) -> None:
                             "pool (0: none).")
 
 
-def add_data_args(parser: argparse.ArgumentParser) -> None:
+def add_data_args(parser: argparse.ArgumentParser, training: bool = True) -> None:
+    """The data flags; ``training=False`` (evaluate.py) leaves out those only training uses
+    (crops, flips, shuffling, the validation carve-out)."""
     group = parser.add_argument_group("data")
     group.add_argument("--dataset_name", default=None,
                        help="A Hub dataset id or a local dataset folder, loaded with datasets "
@@ -118,7 +121,25 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
                        help="AtoB translates A (left half / imageA) into B; facades labels->photo "
                             "is BtoA.")
     group.add_argument("--resolution", type=int, default=256,
-                       help="Image size in pixels (training: the random crop).")
+                       help="Image size in pixels (training: the random crop)." if training else
+                            "Image size in pixels (images are resized to it).")
+    if training:
+        _add_training_data_args(group)
+    else:
+        group.add_argument("--streaming", action="store_true",
+                           help="Stream the data with datasets instead of loading it.")
+    group.add_argument("--dataloader_num_workers", type=int, default=0,
+                       help="Data-loading worker processes (0: load in the main process).")
+    group.add_argument("--max_bad_fraction", type=float, default=0.1,
+                       help="Stop when more than this share of images is unreadable.")
+    group.add_argument("--max_image_pixels", type=int, default=64 * 2**20,
+                       help="Skip (as unreadable) images of more than this many pixels, checked "
+                            "before decoding (default 64 megapixels, 8192x8192); 0: no cap.")
+    group.add_argument("--cache_dir", default=None,
+                       help="Where datasets caches downloads (default: the datasets cache).")
+
+
+def _add_training_data_args(group) -> None:
     group.add_argument("--load_size", type=int, default=None,
                        help="Resize to this before the random crop (pix2pix: 286 for 256). "
                             "Default: --resolution (no jitter).")
@@ -141,15 +162,6 @@ def add_data_args(parser: argparse.ArgumentParser) -> None:
                             "count >= 1 or 0 (none). With --streaming a fraction needs the "
                             "stream's size (Hub metadata or a local folder's files), else the "
                             "first 16 rows are used. Never select models on test.")
-    group.add_argument("--dataloader_num_workers", type=int, default=0,
-                       help="Data-loading worker processes (0: load in the main process).")
-    group.add_argument("--max_bad_fraction", type=float, default=0.1,
-                       help="Stop when more than this share of images is unreadable.")
-    group.add_argument("--max_image_pixels", type=int, default=64 * 2**20,
-                       help="Skip (as unreadable) images of more than this many pixels, checked "
-                            "before decoding (default 64 megapixels, 8192x8192); 0: no cap.")
-    group.add_argument("--cache_dir", default=None,
-                       help="Where datasets caches downloads (default: the datasets cache).")
 
 
 def add_training_args(parser: argparse.ArgumentParser) -> None:

@@ -1,0 +1,90 @@
+"""`make demo` distils from the committed teacher (`make demo-teacher` writes it once), and the
+demo's training crops carry colour augmentation (channel order), so the teacher has seen colours
+such as the test flower's teal."""
+
+import dataclasses
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # its dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_crops_are_channel_permutations_of_clean_crops_and_test_crops_are_not():
+    demo_data = _module("demo_data")
+    plain = demo_data._crops("coffee", 24, 32, 0.0, seed=0)
+    coloured = demo_data._crops("coffee", 24, 32, 0.0, seed=0, colour=True)
+    orders = set()
+    for a, b in zip(plain["target"], coloured["target"]):
+        a, b = np.asarray(a), np.asarray(b)
+        # Same crop, same flip: b's channels are a's in some order (an independent check).
+        order = tuple(next(j for j in range(3) if np.array_equal(b[..., i], a[..., j]))
+                      for i in range(3))
+        assert sorted(order) == [0, 1, 2]
+        orders.add(order)
+    assert len(orders) >= 4  # several of the 6 orders, not a fixed swap
+
+
+def _fake_teacher(folder, settings, demo):
+    folder.mkdir(parents=True)
+    for name in demo.TEACHER_FILES:
+        (folder / name).write_text("{}")
+    (folder / "demo_settings.json").write_text(json.dumps(dataclasses.asdict(settings)))
+
+
+def test_demo_distils_from_the_committed_teacher_and_trains_one_only_without_it(
+        tmp_path, monkeypatch):
+    demo = _module("demo")
+    launched = []
+    monkeypatch.setattr(demo, "launch", lambda script, flags, **kw: launched.append(
+        (script, flags.get("teacher_model_name_or_path"))))
+    settings = demo.DemoSettings()
+    committed = tmp_path / "demo_teacher"
+    _fake_teacher(committed, settings, demo)
+    monkeypatch.setattr(demo, "TEACHER_DIR", committed)
+    demo.train_all(tmp_path / "data", tmp_path / "out", settings)
+    assert launched == [("distill.py", committed), ("distill.py", committed)]
+    # Other data or teacher settings: that teacher does not fit; the demo trains its own first.
+    launched.clear()
+    other = dataclasses.replace(settings, teacher_steps=settings.teacher_steps + 1)
+    demo.train_all(tmp_path / "data", tmp_path / "out", other)
+    assert [script for script, _ in launched] == ["train_teacher.py", "distill.py", "distill.py"]
+    assert launched[1][1] == tmp_path / "out" / "teacher"
+
+
+def test_publish_copies_the_teacher_files_beside_then_renames(tmp_path):
+    demo = _module("demo")
+    run = tmp_path / "teacher_run"
+    run.mkdir()
+    for name in demo.TEACHER_FILES:
+        if name != "demo_settings.json":
+            (run / name).write_text(name)
+    (run / "args.json").write_text(json.dumps({"output_dir": str(run),
+                                               "train_data_dir": str(tmp_path / "data")}))
+    target = tmp_path / "examples" / "demo_teacher"
+    (target).mkdir(parents=True)
+    (target / "stale.txt").write_text("old")
+    demo.publish_teacher(run, demo.DemoSettings(), target)
+    assert sorted(p.name for p in target.iterdir()) == sorted(demo.TEACHER_FILES)
+    assert not target.with_name("demo_teacher.partial").exists()
+    assert "make demo-teacher" in (target / "README.md").read_text()  # the card says how
+    assert str(tmp_path) not in (target / "args.json").read_text()  # no local absolute paths
+    assert demo.committed_teacher(demo.DemoSettings(), target) == target
+
+
+def test_committed_teacher_matches_the_demo_settings():
+    demo = _module("demo")
+    if not (demo.TEACHER_DIR / "demo_settings.json").is_file():
+        pytest.skip("no committed demo teacher yet (make demo-teacher)")
+    assert demo.committed_teacher(demo.DemoSettings()) == demo.TEACHER_DIR
