@@ -284,6 +284,18 @@ def _write_metadata(path: Path, net: nn.Module, multiple: int, minimum: int,
     onnx.save(proto, str(path))
 
 
+def reference_outputs(model: nn.Module, shapes: Sequence[tuple[int, ...]]):
+    """Per N x C x H x W shape: (shape, real photos as a float32 N x C x H x W tensor, the model's
+    output in float64 as an array), the reference every runtime's parity check compares with."""
+    net64 = copy.deepcopy(model).float().cpu().eval().double()
+    for shape in shapes:
+        images = real_images(shape[0], shape[2], shape[3])
+        if shape[1] != 3:
+            images = images.mean(1, keepdim=True).expand(-1, shape[1], -1, -1).contiguous()
+        with torch.inference_mode():
+            yield shape, images, net64(images.double()).numpy()
+
+
 def check_parity(model: nn.Module, onnx_path: str | os.PathLike,
                  shapes: Sequence[tuple[int, ...]], atol: float = DEFAULT_ATOL,
                  stats: dict | None = None) -> float:
@@ -296,14 +308,9 @@ def check_parity(model: nn.Module, onnx_path: str | os.PathLike,
     errors added). The float32-vs-float32 difference is reported too, in ``stats["fp32"]``."""
     session = make_session(onnx_path, num_threads=None)
     net = model.float().cpu().eval()
-    net64 = copy.deepcopy(net).double()
     worst, worst32 = 0.0, 0.0
-    for shape in shapes:
-        images = real_images(shape[0], shape[2], shape[3])
-        if shape[1] != 3:
-            images = images.mean(1, keepdim=True).expand(-1, shape[1], -1, -1).contiguous()
+    for shape, images, expected in reference_outputs(net, shapes):
         with torch.inference_mode():
-            expected = net64(images.double()).numpy()
             expected32 = net(images).numpy()
         got = session.run(None, {session.get_inputs()[0].name: images.numpy()})[0]
         if got.shape != expected.shape:

@@ -136,19 +136,11 @@ def check_openvino_parity(model: nn.Module, onnx_path: str | os.PathLike,
                           shapes: Sequence[tuple[int, ...]], atol: float = DEFAULT_ATOL) -> float:
     """Max abs difference of OpenVINO (float32 precision) to PyTorch in float64 over real photos
     of each N x C x H x W shape; ``OpenVinoParityError`` above ``atol``."""
-    import copy
-
-    from .onnx_export import real_images
+    from .onnx_export import reference_outputs
 
     generator = OpenVinoGenerator(onnx_path, precision="f32")
-    net64 = copy.deepcopy(model).float().cpu().eval().double()
     worst = 0.0
-    for shape in shapes:
-        images = real_images(shape[0], shape[2], shape[3])
-        if shape[1] != 3:
-            images = images.mean(1, keepdim=True).expand(-1, shape[1], -1, -1).contiguous()
-        with torch.inference_mode():
-            expected = net64(images.double()).numpy()
+    for shape, images, expected in reference_outputs(model, shapes):
         got = generator.run(images.numpy())
         if got.shape != expected.shape:
             raise OpenVinoParityError(f"OpenVINO gave shape {got.shape} for input {shape}; "
