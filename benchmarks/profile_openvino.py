@@ -49,10 +49,13 @@ def layer_kind(info, kernels: dict) -> str:
 def profile(path: Path, precision: str, threads: int, repeats: int, resolution: int) -> dict:
     import openvino as ov
 
-    core = ov.Core()
-    compiled = core.compile_model(core.read_model(str(path)), "CPU", {
-        "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
-        "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True})
+    from wkd_hf.openvino_backend import keep_signal_stack
+
+    with keep_signal_stack():
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(path)), "CPU", {
+            "INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": threads,
+            "PERFORMANCE_HINT": "LATENCY", "PERF_COUNT": True})
     request = compiled.create_infer_request()
     x = np.random.default_rng(0).uniform(-1, 1, (1, 3, resolution, resolution)).astype(np.float32)
     for _ in range(repeats):

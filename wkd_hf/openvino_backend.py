@@ -16,10 +16,13 @@ would silently change the numbers; here float32 is the default and bf16 is asked
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +39,28 @@ PRECISIONS = {"f32": "f32", "float32": "f32", "bf16": "bf16", "bfloat16": "bf16"
 
 class OpenVinoParityError(ValueError):
     """OpenVINO's float32 output differs from PyTorch's by more than the tolerance."""
+
+
+class _SignalStack(ctypes.Structure):
+    _fields_ = [("ss_sp", ctypes.c_void_p), ("ss_flags", ctypes.c_int), ("ss_size", ctypes.c_size_t)]
+
+
+@contextmanager
+def keep_signal_stack() -> Iterator[None]:
+    """Restore the calling thread's alternate signal stack after OpenVINO code: compiling a model
+    installs one of its own, which is unmapped once the model is freed, and the next signal with
+    a Python handler (SIGTERM's stop, Ctrl-C) then crashes the process (SIGSEGV) instead of
+    stopping it. Linux only; elsewhere a no-op."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    before = _SignalStack()
+    libc.sigaltstack(None, ctypes.byref(before))
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(before), None)
 
 
 def openvino_available() -> bool:
@@ -58,7 +83,8 @@ def _require_openvino():
 def cpu_capabilities() -> list[str]:
     """OpenVINO's CPU plugin capabilities (e.g. ``FP32``, ``BF16``, ``INT8``): what this CPU
     can run natively."""
-    return list(_require_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+    with keep_signal_stack():
+        return list(_require_openvino().Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
 
 
 def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
@@ -84,8 +110,9 @@ def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
         config["PERFORMANCE_HINT"] = "LATENCY"
     if cache_dir is not None:
         config["CACHE_DIR"] = str(cache_dir)
-    core = ov.Core()
-    return core.compile_model(core.read_model(str(path)), "CPU", config)
+    with keep_signal_stack():
+        core = ov.Core()
+        return core.compile_model(core.read_model(str(path)), "CPU", config)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
