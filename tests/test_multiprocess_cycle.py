@@ -101,8 +101,11 @@ def two_process_run(tmp_path_factory, photo_domains, cycle_teacher):
 
 def test_two_processes_cycle_write_every_file_once(two_process_run):
     out, events = two_process_run
-    # One export and one checkpoint: no temporary or per-rank copies left.
-    assert {p.name for p in out.iterdir()} == EXPORT | {"checkpoint-2"}
+    # One export, one checkpoint and the final validation's grids: no temporary or per-rank
+    # copies left.
+    assert {p.name for p in out.iterdir()} == EXPORT | {"checkpoint-2", "validation"}
+    assert {p.name for p in (out / "validation").iterdir()} == {"step-2_a2b.png",
+                                                                "step-2_b2a.png"}
     assert not list(out.rglob(".*")) and not list(out.rglob("*.tmp"))
     ranks = {rank for rank, _, _ in events}
     assert "0" in ranks and ranks <= {"0", "1", "launcher"}, events  # the hook ran in the ranks

@@ -290,3 +290,34 @@ def test_two_processes_with_bad_images_end_with_error_lines_not_tracebacks(
     assert "images could not be decoded" in result.stderr, result.stderr[-3000:]
     assert "Traceback (most recent call last)" not in result.stderr, result.stderr[-3000:]
     assert "Connection closed by peer" not in result.stderr
+
+
+SIGTERM_WHILE_REPORTING = """
+import os, signal, sys
+from wkd_hf import run
+
+def peer_gone(error):  # torchrun's SIGTERM arrives while the error is being reported
+    os.kill(os.getpid(), signal.SIGTERM)
+    return True
+
+def main(args):
+    raise RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer")
+
+run.peer_gone = peer_gone
+sys.exit(run.run_cli(main, lambda: None))
+"""
+
+
+def test_the_launchers_sigterm_does_not_break_the_error_line():
+    """Two ranks: when one exits on its error, the launcher sends SIGTERM to the other while it
+    reports the lost connection; that signal must not turn the one line into a traceback."""
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("ACCELERATE_MIXED_PRECISION", "TORCHELASTIC_RUN_ID", "WKD_HF_TRACEBACK")}
+    result = subprocess.run([sys.executable, "-c", SIGTERM_WHILE_REPORTING], capture_output=True,
+                            text=True, timeout=120, env=env)
+    assert result.returncode == 1, result.stderr[-2000:]
+    assert "stopped because another process of this run ended" in result.stderr
+    assert "Traceback" not in result.stderr, result.stderr[-2000:]

@@ -132,6 +132,13 @@ def _interrupt(signum, frame) -> None:
                             else f"signal {signal.Signals(signum).name}")
 
 
+def mark_stopping() -> None:
+    """The run is ending on its own (an error on this rank or a peer's): stop signals from now on
+    are noted and ignored for ``STOP_GRACE_S``, so the launcher's SIGTERM, sent once another rank
+    exited, cannot interrupt the error line or the clean-up with a traceback."""
+    _stopping_since.append(time.monotonic())
+
+
 def stop_cause(interrupt: BaseException) -> KeyboardInterrupt:
     """What stopped the run, for its one line: Ctrl-C if SIGINT came at all (the launcher's
     SIGTERM follows a terminal's Ctrl-C, sometimes first), else ``interrupt``."""

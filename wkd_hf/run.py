@@ -48,7 +48,13 @@ from .precision import (
     compile_like_prepared,
     cpu_precision_advice,
 )
-from .processes import lock_output_dir, release_output_dirs, stop_cause, stop_with_launcher
+from .processes import (
+    lock_output_dir,
+    mark_stopping,
+    release_output_dirs,
+    stop_cause,
+    stop_with_launcher,
+)
 from .script_args import (
     ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
     add_data_args,
@@ -418,11 +424,13 @@ def run_cli(main: Callable[[argparse.Namespace], None],
             raise
         stopped = interrupt  # said below, once the loop's progress bar is gone with the traceback
     except USER_ERRORS as error:
+        mark_stopping()
         if os.environ.get("WKD_HF_TRACEBACK"):
             raise
         print(f"error: {error}\n(set WKD_HF_TRACEBACK=1 to see the traceback)", file=sys.stderr)
         return 1
     except RuntimeError as error:  # torch.distributed's DistError and gloo's errors among them
+        mark_stopping()
         if os.environ.get("WKD_HF_TRACEBACK") or not peer_gone(error):
             raise
         print(f"error: process {os.environ.get('RANK', '?')} stopped because another process of "
