@@ -28,6 +28,16 @@ def requested_sleeps(monkeypatch):
     return asked
 
 
+def free_port() -> str:
+    """A TCP port free on 127.0.0.1 now, for ``accelerate launch --main_process_port``: its
+    default, 29500, may be taken by another run (or another test suite) on the machine."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return str(probe.getsockname()[1])
+
+
 # ----------------------------------------------------------------------------- script runs
 import importlib.util  # noqa: E402
 import shutil  # noqa: E402

@@ -19,7 +19,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from conftest import ROOT, TINY_RUN
+from conftest import ROOT, TINY_RUN, free_port
 from wkd_hf import ResnetGenerator, WKDConfig
 from wkd_hf.models import PatchDiscriminator
 
@@ -67,6 +67,7 @@ EXPORT = {"README.md", "args.json", "wkd_config.json", "samples_a2b.png", "sampl
 def launch_cycle(teacher, data, out, *extra, env=None):
     """``accelerate launch`` of ``distill.py --mode cycle`` on two CPU processes (gloo)."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--main_process_port", free_port(),
                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
                "--dynamo_backend", "no", str(ROOT / "training_scripts" / "distill.py"),
                "--mode", "cycle", "--teacher_model_name_or_path", str(teacher),

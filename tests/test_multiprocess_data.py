@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import free_port
 from PIL import Image
 
 RANK_SCRIPT = """
@@ -38,6 +39,7 @@ def test_two_ranks_see_disjoint_data_covering_the_set(tmp_path, streaming):
     script = tmp_path / "rank.py"
     script.write_text(RANK_SCRIPT)
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--main_process_port", free_port(),
                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
                "--dynamo_backend", "no", str(script), str(folder), streaming,
                str(tmp_path / "seen")]

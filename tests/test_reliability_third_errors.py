@@ -7,6 +7,7 @@ import os
 import pytest
 import torch
 
+from conftest import free_port
 from third_pass_helpers import (
     distill,
     distill_argv,
@@ -279,6 +280,7 @@ def test_two_processes_with_bad_images_end_with_error_lines_not_tracebacks(
     argv = distill_argv(pix2pix_teacher, data, tmp_path / "out")
     argv[argv.index("--max_train_steps") + 1] = "40"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--main_process_port", free_port(),
                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
                "--dynamo_backend", "no", "--quiet", "training_scripts/distill.py", *argv]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",

@@ -12,7 +12,7 @@ import torch
 from huggingface_hub import ModelCard
 from safetensors.torch import load_file
 
-from conftest import ROOT, TINY_RUN, run_script
+from conftest import ROOT, TINY_RUN, free_port, run_script
 from wkd_hf import ResnetGenerator, WKDConfig
 from wkd_hf.hub import HubUnavailableError
 from wkd_hf.models import PatchDiscriminator, load_pretrained_model
@@ -105,6 +105,7 @@ def test_bad_configuration_stops_before_training(tmp_path, photo_pairs, pix2pix_
 def test_two_processes_write_every_file_once(tmp_path, photo_pairs, pix2pix_teacher):
     out = tmp_path / "ddp"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu",
+               "--main_process_port", free_port(),
                "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
                "--dynamo_backend", "no", str(ROOT / "training_scripts" / "distill.py"),
                "--teacher_model_name_or_path", str(pix2pix_teacher), "--train_data_dir",
