@@ -61,26 +61,36 @@ def test_fp16_scaler_with_accumulation_unscales_both_networks_right():
     assert scaler.get_scale() == 2.0**11  # one update per optimizer step of the pair
 
 
-@pytest.fixture
-def bf16_accelerator():
-    """``Accelerator(mixed_precision="bf16")`` on the CPU (accelerate's state is one per process:
-    reset around the test, as accelerate's own tests do)."""
+def _fresh_accelerator(**settings):
+    """A CPU ``Accelerator(**settings)`` (accelerate's state is one per process: reset around
+    the test, as accelerate's own tests do)."""
     AcceleratorState._reset_state(True)
     try:
-        yield Accelerator(cpu=True, mixed_precision="bf16")
+        yield Accelerator(cpu=True, **settings)
     finally:
         AcceleratorState._reset_state(True)
 
 
-def test_the_teacher_runs_under_the_prepared_students_autocast(bf16_accelerator, monkeypatch,
-                                                              tmp_path):
+def _session(accelerator, monkeypatch, tmp_path):
+    """A one-step distill.py session on ``accelerator`` whose training loop does nothing."""
     monkeypatch.setattr(run_module, "run_gan_training", lambda *a, **k: None)
     args = argparse.Namespace(
         learning_rate=2e-4, adam_beta1=0.5, adam_beta2=0.999, max_train_steps=1,
         lr_scheduler="constant", lr_decay_steps=None, lr_warmup_steps=0, output_dir=str(tmp_path),
         resume_from_checkpoint=None, report_to="none", num_train_epochs=1,
         gradient_accumulation_steps=1)
-    session = run_module.RunSession(args, bf16_accelerator, "distill.py", "cmd")
+    return run_module.RunSession(args, accelerator, "distill.py", "cmd")
+
+
+@pytest.fixture
+def bf16_accelerator():
+    """``Accelerator(mixed_precision="bf16")`` on the CPU."""
+    yield from _fresh_accelerator(mixed_precision="bf16")
+
+
+def test_the_teacher_runs_under_the_prepared_students_autocast(bf16_accelerator, monkeypatch,
+                                                              tmp_path):
+    session = _session(bf16_accelerator, monkeypatch, tmp_path)
     student, discriminator = _networks()
     torch.manual_seed(3)
     teacher = ResnetGenerator(ngf=8, n_blocks=1)
@@ -152,24 +162,14 @@ def test_distill_in_bf16_on_the_cpu_trains_checkpoints_resumes_and_exports(tmp_p
 def inductor_accelerator():
     """``Accelerator(dynamo_backend="inductor")``: what ``accelerate launch --dynamo_backend
     inductor`` gives (state reset around the test)."""
-    AcceleratorState._reset_state(True)
-    try:
-        yield Accelerator(cpu=True, dynamo_backend="inductor")
-    finally:
-        AcceleratorState._reset_state(True)
+    yield from _fresh_accelerator(dynamo_backend="inductor")
 
 
 def test_the_teacher_is_compiled_when_the_students_are(inductor_accelerator, monkeypatch,
                                                        tmp_path):
     from wkd_hf.distillation import _unwrap
 
-    monkeypatch.setattr(run_module, "run_gan_training", lambda *a, **k: None)
-    args = argparse.Namespace(
-        learning_rate=2e-4, adam_beta1=0.5, adam_beta2=0.999, max_train_steps=1,
-        lr_scheduler="constant", lr_decay_steps=None, lr_warmup_steps=0, output_dir=str(tmp_path),
-        resume_from_checkpoint=None, report_to="none", num_train_epochs=1,
-        gradient_accumulation_steps=1)
-    session = run_module.RunSession(args, inductor_accelerator, "distill.py", "cmd")
+    session = _session(inductor_accelerator, monkeypatch, tmp_path)
     student, discriminator = _networks()
     teacher = ResnetGenerator(ngf=8, n_blocks=1)
     names = list(teacher.state_dict())
