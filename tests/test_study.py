@@ -142,7 +142,11 @@ def test_every_variant_differs_from_the_method_in_one_setting():
     assert flags["small_wkd_high_teacher_D"] == {**flags["small_wkd_high"],
                                                  "discriminator_ndf": cpu["teacher_ndf"]}
     h2z = {name: study.student_flags(v, cpu, "h2z") for name, v in study.H2Z_VARIANTS.items()}
-    assert h2z["wkd_high"]["student_block_type"] == "mobile"
+    assert h2z["wkd_high"] == {"student_ngf": cpu["h2z_student_ngf"], "student_block_type": "mobile",
+                               "discriminator_ndf": cpu["shrunk_ndf"], "wkd_bands": "high",
+                               "lambda_wkd": 10.0, "mixed_precision": "bf16"}
+    assert h2z["small_wkd_high"]["student_ngf"] == cpu["h2z_small_ngf"] < cpu["h2z_student_ngf"]
+    assert h2z["wkd_high_teacher_D"]["discriminator_ndf"] == cpu["teacher_ndf"]
     assert statistics.fmean(cpu["seeds"]) == 1 and len(cpu["seeds"]) >= 3
 
 
@@ -275,6 +279,6 @@ def test_a_curve_flat_from_the_start_runs_to_the_minimum_steps(tmp_path, monkeyp
     monkeypatch.setattr(study, "evaluate", lambda models, *a, **k: {
         "models": [{"metrics": {"classifier_frechet_distance": 50.0}} for _ in models]})
     args = argparse.Namespace(work_dir=tmp_path / "work", commit=False)
-    s = {**study.SCALES["cpu"], "min_steps": 3000}
+    s = {**study.SCALES["cpu"], "h2z_min_steps": 3000, "h2z_curve_every": 500}
     done = study.run_curves("h2z", "no_kd", s, args)
     assert done["steps"] == 3000 and done["flattened"]
