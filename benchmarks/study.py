@@ -120,7 +120,7 @@ TEST_METRICS = {"facades": "psnr,ssim,l1,bands,fcn", "h2z": "bands,domain"}
 
 
 def parts() -> list[str]:
-    return (["evaluators", "facades/teacher"] + [f"facades/{v}" for v in FACADES_VARIANTS]
+    return (["evaluators", "baselines", "facades/teacher"] + [f"facades/{v}" for v in FACADES_VARIANTS]
             + ["h2z/teacher"] + [f"h2z/{v}" for v in H2Z_VARIANTS] + ["efficiency"])
 
 
@@ -400,9 +400,22 @@ def run_efficiency(s: dict, args: argparse.Namespace) -> dict:
             "batch_size": 1}
 
 
+def run_baselines(s: dict, args: argparse.Namespace) -> dict:
+    """The evaluators' scores of images no network made (``study_baselines``)."""
+    import study_baselines
+
+    evaluators, data = args.work_dir / "evaluators", args.work_dir / "data"
+    return {"h2z_untranslated_horses": study_baselines.untranslated_domain_scores(
+                data / "h2z", s["h2z_resolution"], evaluators),
+            "facades_label_maps_as_photos": study_baselines.label_map_fcn_scores(
+                data / "facades", s["resolution"], evaluators)}
+
+
 def run_part(part: str, s: dict, args: argparse.Namespace) -> dict:
     if part == "evaluators":
         return run_evaluators(s, args)
+    if part == "baselines":
+        return run_baselines(s, args)
     if part == "h2z/teacher":
         return run_teacher_h2z(s, args)
     if part == "efficiency":
