@@ -146,6 +146,43 @@ def test_curves_run_in_chunks_until_no_kd_flattens_and_resume(tmp_path, monkeypa
     assert study.run_curves("facades", "wkd_high", s, args)["steps"] == 1000
 
 
+def test_a_follower_never_trains_ahead_of_no_kd(tmp_path, monkeypatch):
+    """--follow: WKD high trains beside no-KD, chunk by chunk behind its curve, and stops at the
+    step count no-KD chooses (here 2000, while the follower could have gone on)."""
+    monkeypatch.setattr(study, "RESULTS", tmp_path / "results")
+    s = {**study.SCALES["cpu"], "h2z_curve_every": 1000}
+    progress = tmp_path / "results" / "h2z" / "no_kd.progress.json"
+    progress.parent.mkdir(parents=True)
+    no_kd_at = iter([1000, 2000, 2000, "done"])  # no-KD's state at each wait
+    trained, waits = [], []
+
+    def no_kd_moves(seconds):
+        waits.append(seconds)
+        state = next(no_kd_at)
+        if state == "done":
+            study.write_result("h2z/no_kd", {"chosen_steps": 2000})
+        else:
+            point = {"step": state, "metrics": {}}
+            progress.write_text(json.dumps({"curves": [[point]] * 3}))
+
+    monkeypatch.setattr(study.time, "sleep", no_kd_moves)
+    monkeypatch.setattr(study, "train_to", lambda script, folder, flags, step, args:
+                        trained.append((folder.name, step)) or 0.0)
+    monkeypatch.setattr(study, "evaluate", lambda models, *a, **k: {
+        "models": [{"metrics": {"classifier_frechet_distance": 50.0}} for _ in models]})
+    args = argparse.Namespace(work_dir=tmp_path / "work", commit=False, follow=True,
+                              follow_poll_seconds=7)
+    done = study.run_curves("h2z", "wkd_high", s, args)
+    assert done["steps"] == 2000
+    assert trained == [(f"seed{seed}", step) for step in (1000, 2000) for seed in (0, 1, 2)]
+    assert waits == [7] * 4
+    args.follow = False  # without --follow a student needs no-KD's result first
+    progress.unlink()
+    (tmp_path / "results" / "h2z" / "no_kd.json").unlink()
+    with pytest.raises(SystemExit, match="run the part h2z/no_kd first"):
+        study.run_curves("h2z", "output_kd", s, args)
+
+
 def test_the_validation_split_is_carved_from_train(tmp_path, monkeypatch):
     shared = tmp_path / "shared"
     for split, count in (("train", 30), ("test", 3)):
