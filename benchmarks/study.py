@@ -120,7 +120,7 @@ TEST_METRICS = {"facades": "psnr,ssim,l1,bands,fcn", "h2z": "bands,domain"}
 
 
 def parts() -> list[str]:
-    return (["evaluators", "facades/teacher"] + [f"facades/{v}" for v in FACADES_VARIANTS]
+    return (["evaluators", "baselines", "facades/teacher"] + [f"facades/{v}" for v in FACADES_VARIANTS]
             + ["h2z/teacher"] + [f"h2z/{v}" for v in H2Z_VARIANTS] + ["efficiency"])
 
 
@@ -273,6 +273,26 @@ def chosen_steps(study: str) -> int:
     return json.loads(record.read_text())["chosen_steps"]
 
 
+def followed_steps(study: str, args: argparse.Namespace) -> int | None:
+    """no-KD's chosen step count; None while no-KD still runs and ``--follow`` is set."""
+    if result_path(f"{study}/no_kd").is_file() or not args.follow:
+        return chosen_steps(study)
+    return None
+
+
+def wait_for_no_kd(study: str, step: int, args: argparse.Namespace) -> int | None:
+    """``--follow``: wait until no-KD's curve has reached ``step`` (None) or no-KD has finished
+    (its chosen step count), so a follower never trains past the count no-KD will choose."""
+    progress = RESULTS / f"{study}/no_kd.progress.json"
+    while not result_path(f"{study}/no_kd").is_file():
+        if progress.is_file():
+            curves = json.loads(progress.read_text())["curves"]
+            if curves and all(curves) and min(c[-1]["step"] for c in curves) >= step:
+                return None
+        time.sleep(args.follow_poll_seconds)
+    return chosen_steps(study)
+
+
 def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict:
     """Train the part's runs chunk by chunk, a validation point after each chunk, until the fixed
     step count (students after no-KD) or until the mean curve flattens (teacher, no-KD)."""
@@ -281,7 +301,8 @@ def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict
         name, s["curve_every"] if study == "facades" else s["h2z_curve_every"])
     limit = {"teacher": s["teacher_max_steps"]}.get(
         name, s["student_max_steps"] if study == "facades" else s["h2z_max_steps"])
-    fixed = None if name in ("teacher", "no_kd") else chosen_steps(study)
+    leads = name in ("teacher", "no_kd")  # these choose their own length
+    fixed = None if leads else followed_steps(study, args)
     least = {"teacher": s["teacher_min_steps"]}.get(  # a GAN's early flat stretch
         name, s["min_steps"] if study == "facades" else s["h2z_min_steps"])
     folders = [args.work_dir / study / name / f"seed{seed}" for seed in seeds]
@@ -290,7 +311,7 @@ def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict
     step = min(len(read_curve(f)) for f in folders) * every  # chunks already scored
 
     def stop() -> bool:
-        if step == 0:
+        if step == 0 or (not leads and fixed is None):  # a follower waits, it does not judge
             return False
         values = mean_curve([read_curve(f) for f in folders], metric)
         return (step >= fixed if fixed is not None else
@@ -298,6 +319,10 @@ def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict
                                                               s["tolerance"])))
 
     while not stop():
+        if not leads and fixed is None:  # --follow: never ahead of no-KD's curve
+            fixed = wait_for_no_kd(study, step + every, args)
+            if stop():
+                break
         step += every
         chunk = {}
         for seed, folder in zip(seeds, folders):
@@ -400,9 +425,22 @@ def run_efficiency(s: dict, args: argparse.Namespace) -> dict:
             "batch_size": 1}
 
 
+def run_baselines(s: dict, args: argparse.Namespace) -> dict:
+    """The evaluators' scores of images no network made (``study_baselines``)."""
+    import study_baselines
+
+    evaluators, data = args.work_dir / "evaluators", args.work_dir / "data"
+    return {"h2z_untranslated_horses": study_baselines.untranslated_domain_scores(
+                data / "h2z", s["h2z_resolution"], evaluators),
+            "facades_label_maps_as_photos": study_baselines.label_map_fcn_scores(
+                data / "facades", s["resolution"], evaluators)}
+
+
 def run_part(part: str, s: dict, args: argparse.Namespace) -> dict:
     if part == "evaluators":
         return run_evaluators(s, args)
+    if part == "baselines":
+        return run_baselines(s, args)
     if part == "h2z/teacher":
         return run_teacher_h2z(s, args)
     if part == "efficiency":
@@ -476,6 +514,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--commit", action="store_true",
                         help="git-commit each part's result files as it finishes.")
     parser.add_argument("--list", action="store_true", help="List the parts and exit.")
+    parser.add_argument("--follow", action="store_true",
+                        help="Let the students after no-KD train beside it (a second process), "
+                             "never ahead of its curve, until it chooses the step count.")
+    parser.add_argument("--follow_poll_seconds", type=float, default=60.0, help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 

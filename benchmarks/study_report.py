@@ -1,21 +1,22 @@
-"""Tables and figures of the seeded study, from the result files that ``study.py`` commits.
+"""Tables, figures and verdicts of the converged study, from the files ``study.py`` commits.
 
     python benchmarks/study_report.py [--scale cpu]     # make study-report
 
-Reads ``benchmarks/study_results/<scale>/**.json`` and writes, beside them, ``REPORT.md`` (the
-tables and what they say about each claim), ``bands.png`` (per-band fidelity) and the picture grids
-``facades_grid.png`` / ``h2z_grid.png``. Needs no network, no data and no trained model.
+Reads ``benchmarks/study_results/converged/<scale>/**.json`` and writes, beside them,
+``REPORT.md`` (the evaluators' own accuracies, the do-nothing baselines, per study a table of test
+scores, the differences that decide each claim, the verdicts and the compute used), the learning
+curves ``<study>_curves.png`` and the picture grids ``<study>_grid.png``. Needs no network, no
+data and no trained model. (The first, 600-step study's report stays in
+``study_results/cpu/REPORT.md``, as it was generated.)
 
-Statistics: mean +- sample std over seeds. A difference "exceeds the seed spread" when
-``|mean_a - mean_b| > 2 * sqrt(std_a**2 / n_a + std_b**2 / n_b)`` (about a two-standard-error
-rule; with 3 seeds it is a screen, not a significance test).
+Statistics: mean ± sample std over seeds; a difference is marked ``*`` when it exceeds twice its
+standard error (``study_verdicts.exceeds_spread``; with 3 seeds a screen, not a significance test).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 from pathlib import Path
@@ -24,242 +25,167 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import study_figures  # noqa: E402
+from study_verdicts import (  # noqa: E402
+    DECIDING,
+    band_gap,
+    claim_bands,
+    claim_discriminator,
+    claim_high_bands,
+    exceeds_spread,
+    fmt,
+    metric_values,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS_ROOT = ROOT / "benchmarks" / "study_results"
-HIGH = ("LH", "HL", "HH")
-FACADES_ORDER = ("no_kd", "output_kd", "feature_kd", "wkd_low", "wkd_all", "wkd_high",
-                 "wkd_high_teacher_D")
-LABELS = {"no_kd": "no distillation", "output_kd": "output KD", "feature_kd": "feature KD",
-          "wkd_low": "WKD low band (LL)", "wkd_all": "WKD all bands", "wkd_high": "WKD high bands",
-          "wkd_high_teacher_D": "WKD high, teacher-width D", "teacher": "teacher"}
-
-
-# ----------------------------------------------------------------------------- numbers
-def mean_std(values: list[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for a single value)."""
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-def exceeds_spread(a: list[float], b: list[float]) -> bool:
-    """``|mean a - mean b|`` above twice the standard error of the difference."""
-    (ma, sa), (mb, sb) = mean_std(a), mean_std(b)
-    return abs(ma - mb) > 2 * math.sqrt(sa ** 2 / len(a) + sb ** 2 / len(b))
-
-
-def high_band(bands: dict) -> float:
-    """Mean distance over the high bands (LH, HL, HH aggregated over levels)."""
-    if all(b in bands for b in HIGH):
-        return statistics.fmean(bands[b] for b in HIGH)
-    return statistics.fmean(v for k, v in bands.items() if k[:2] in HIGH)  # per level: LH1, ...
-
-
-def run_values(runs: list[dict], metric: str) -> list[float]:
-    """One number per seed: a paired metric, or a band summary (``bands_LL``, ``teacher_high``)."""
-    out = []
-    for run in runs:
-        if metric in run.get("metrics", {}):
-            out.append(run["metrics"][metric])
-        elif metric.startswith(("bands_", "teacher_")):
-            key, band = metric.split("_", 1)
-            bands = run.get("bands" if key == "bands" else "teacher_bands")
-            if bands:  # the teacher has no distance to itself
-                out.append(high_band(bands) if band == "high" else bands[band])
-    return out
-
-
-def fmt(values: list[float], digits: int) -> str:
-    if not values:
-        return "-"
-    mean, std = mean_std(values)
-    return f"{mean:.{digits}f} ± {std:.{digits}f}" if len(values) > 1 else f"{mean:.{digits}f}"
+RESULTS_ROOT = ROOT / "benchmarks" / "study_results" / "converged"
+ORDER = ("no_kd", "wkd_high", "output_kd", "wkd_low", "wkd_high_teacher_D", "small_no_kd",
+         "small_wkd_high", "small_wkd_high_teacher_D")
+LABELS = {"teacher": "teacher", "no_kd": "no distillation", "wkd_high": "WKD high bands",
+          "output_kd": "output KD", "wkd_low": "WKD low band (LL)",
+          "wkd_high_teacher_D": "WKD high, teacher-width D", "small_no_kd": "small: no distillation",
+          "small_wkd_high": "small: WKD high", "small_wkd_high_teacher_D":
+          "small: WKD high, teacher-width D"}
+# Test-table columns per study: (key, header, digits); "band:LL" / "band:high" are distances to
+# the teacher's outputs (``teacher_bands``).
+COLUMNS = {"h2z": [("target_share", "zebra share ↑", 3),
+                   ("classifier_frechet_distance", "classifier FD ↓", 1),
+                   ("band:LL", "LL to teacher ↓", 3), ("band:high", "high to teacher ↓", 3)],
+           "facades": [("fcn_pixel_accuracy", "FCN pixel acc ↑", 3),
+                       ("fcn_class_accuracy", "FCN class acc ↑", 3), ("fcn_miou", "FCN mIoU ↑", 3),
+                       ("psnr", "PSNR (dB) ↑", 2), ("l1", "L1 ↓", 4),
+                       ("band:high", "high to teacher ↓", 3)]}
+TITLES = {"h2z": "Study 1 (main): horse -> zebra, GAN Compression's published generator as the "
+                 "teacher",
+          "facades": "Study 2: facades labels -> photo, a teacher trained here"}
+BASELINES = {"h2z": ("h2z_untranslated_horses", "untranslated horses (do nothing)"),
+             "facades": ("facades_label_maps_as_photos", "label maps as photos (do nothing)")}
+GRID_COLUMNS = {"h2z": ["input", "teacher", "no_kd", "wkd_high", "output_kd", "small_wkd_high"],
+                "facades": ["input", "target", "teacher", "no_kd", "wkd_high", "output_kd"]}
 
 
 # ----------------------------------------------------------------------------- loading
 def load(folder: Path) -> dict[str, dict]:
-    """``{"facades/no_kd": record, ...}`` for every result file under ``folder``."""
+    """``{"h2z/no_kd": record, "baselines": record, ...}`` for every result file in ``folder``."""
     return {str(p.relative_to(folder).with_suffix("")): json.loads(p.read_text())
             for p in sorted(folder.rglob("*.json"))}
 
 
 def study_records(results: dict, study: str) -> dict[str, dict]:
+    """The finished parts of ``study`` (those with test scores)."""
     return {part.split("/", 1)[1]: record for part, record in results.items()
             if part.startswith(study + "/") and "runs" in record}
 
 
+def column_values(runs: list[dict], key: str) -> list[float]:
+    if key.startswith("band:"):
+        runs = [r for r in runs if "teacher_bands" in r]
+        return [band_gap(r, "teacher_bands")[0 if key == "band:LL" else 1] for r in runs]
+    return metric_values(runs, key)
+
+
 # ----------------------------------------------------------------------------- tables
-def facades_table(records: dict[str, dict]) -> list[str]:
-    columns = [("psnr", "PSNR (dB) ↑", 2), ("ssim", "SSIM ↑", 4), ("l1", "L1 ↓", 4),
-               ("bands_LL", "LL to photo ↓", 3), ("bands_high", "high to photo ↓", 3),
-               ("teacher_LL", "LL to teacher ↓", 3), ("teacher_high", "high to teacher ↓", 3)]
-    lines = ["| model | seeds | " + " | ".join(c[1] for c in columns) + " |",
-             "|---|---|" + "---|" * len(columns)]
-    for name in ("teacher", *FACADES_ORDER):
-        if name in records:
-            runs = records[name]["runs"]
-            cells = [fmt(run_values(runs, key), digits) for key, _, digits in columns]
-            lines.append(f"| {LABELS[name]} | {len(runs)} | " + " | ".join(cells) + " |")
+def evaluator_lines(results: dict) -> list[str]:
+    records = results.get("evaluators", {}).get("evaluators", {})
+    lines = []
+    if "domain" in records:
+        d = records["domain"]
+        lines.append(f"- horse/zebra classifier ({d['resolution']} px, trained {d['steps']} steps "
+                     f"on {d['train_images']['trainA']} + {d['train_images']['trainB']} train "
+                     f"images): test accuracy horses {d['test_accuracy']['testA']:.3f}, zebras "
+                     f"{d['test_accuracy']['testB']:.3f}.")
+    if "fcn" in records:
+        f = records["fcn"]
+        s = f["test_scores_on_real_photos"]
+        lines.append(f"- FCN-score segmenter ({f['resolution']} px, {f['num_classes']} classes, "
+                     f"trained {f['steps']} steps on {f['train_images']} train photos): on the "
+                     f"real test photos pixel accuracy {s['pixel_accuracy']:.3f}, class accuracy "
+                     f"{s['class_accuracy']:.3f}, mIoU {s['miou']:.3f} (the ceiling).")
     return lines
 
 
-def comparison_table(records: dict[str, dict], reference: str, metrics: list[tuple]) -> list[str]:
-    """Each variant minus ``reference``: the difference of means and whether it beats the spread."""
-    if reference not in records:
-        return []
-    ref = records[reference]["runs"]
-    lines = [f"| vs {LABELS[reference]} | " + " | ".join(label for _, label, _ in metrics) + " |",
-             "|---|" + "---|" * len(metrics)]
-    for name in FACADES_ORDER:
-        if name == reference or name not in records:
-            continue
-        cells = []
-        for key, _, digits in metrics:
-            a, b = run_values(records[name]["runs"], key), run_values(ref, key)
-            if not a or not b:
-                cells.append("-")
-                continue
-            diff = statistics.fmean(a) - statistics.fmean(b)
-            cells.append(f"{diff:+.{digits}f}{' *' if exceeds_spread(a, b) else ''}")
-        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def magnitude_table(record: dict) -> list[str]:
-    """Detail per band relative to the photos (``facades/band_energy``): mean ± std over seeds."""
-    ratios = record["band_magnitude_ratio"]
-    lines = ["| model | " + " | ".join(f"{b} ratio" for b in ("LL", *HIGH)) + " |", "|---|---|---|---|---|"]
-    for name in ("teacher", *FACADES_ORDER):
-        if name in ratios:
-            cells = [fmt([r[b] for r in ratios[name]], 3) for b in ("LL", *HIGH)]
-            lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
-    return lines
-
-
-def finding_detail(energy: dict | None) -> str:
-    """Claim 1 measured as detail kept: the no-KD student's band magnitudes over the teacher's."""
-    ratios = (energy or {}).get("band_magnitude_ratio", {})
-    if not {"teacher", "no_kd"} <= ratios.keys():
-        return ""
-    teacher = ratios["teacher"][0]
-    kept = {b: statistics.fmean(r[b] for r in ratios["no_kd"]) / teacher[b] for b in ("LL", *HIGH)}
-    text = ", ".join(f"{b} {v:.2f}x" for b, v in kept.items())
-    verdict = ("keeps less of the teacher's detail in every high band than in LL: agrees with claim 1"
-               if max(kept[b] for b in HIGH) < kept["LL"] else
-               "does not lose more in every high band than in LL: claim 1 is not supported by this measure")
-    return (f" Measured as detail (mean |wavelet coefficient| relative to the photos), the "
-            f"undistilled student keeps, relative to the teacher: {text}; it {verdict}.")
-
-
-def h2z_table(records: dict[str, dict]) -> list[str]:
-    lines = ["| model | seeds | params | MACs | LL to teacher ↓ | high to teacher ↓ | "
-             "HH to teacher ↓ | high-band energy gap to zebras ↓ |", "|---|---|---|---|---|---|---|---|"]
-    for name in ("teacher", "no_kd", "wkd_high"):
+def test_table(study: str, records: dict, baseline: dict | None) -> list[str]:
+    columns = COLUMNS[study]
+    lines = ["| model | seeds | steps | params | MACs | " + " | ".join(c[1] for c in columns) + " |",
+             "|---|---|---|---|---|" + "---|" * len(columns)]
+    if baseline:
+        key, label = BASELINES[study]
+        cells = [f"{baseline[k]:.{d}f}" if k in baseline else "-" for k, _, d in columns]
+        lines.append(f"| {label} | - | - | - | - | " + " | ".join(cells) + " |")
+    for name in ("teacher", *ORDER):
         if name not in records:
             continue
         runs = records[name]["runs"]
-        teacher_cols = ([fmt(run_values(runs, k), 3) for k in ("teacher_LL", "teacher_high")]
-                        + [fmt([r["teacher_bands"]["HH"] for r in runs], 3)]
-                        if "teacher_bands" in runs[0] else ["-", "-", "-"])
-        lines.append(f"| {LABELS[name]} | {len(runs) if runs[0]['seed'] is not None else '-'} | "
-                     f"{runs[0]['params']:,} | {runs[0]['macs'] / 1e6:.0f}M | "
-                     + " | ".join(teacher_cols) + f" | {fmt(run_values(runs, 'bands_high'), 3)} |")
+        seeds = len(runs) if runs[0].get("seed") is not None else "-"
+        steps = runs[0].get("steps", "-")
+        cells = [fmt(column_values(runs, key), digits) for key, _, digits in columns]
+        lines.append(f"| {LABELS[name]} | {seeds} | {steps} | {runs[0]['params']:,} | "
+                     f"{runs[0]['macs'] / 1e6:.0f}M | " + " | ".join(cells) + " |")
     return lines
 
 
-def efficiency_table(record: dict) -> list[str]:
-    lines = ["| network | input | params | MACs | CPU latency, batch 1 (ms): median [p10, p90] |",
-             "|---|---|---|---|---|"]
-    for name, row in record["models"].items():
-        lines.append(f"| {name} | {row['resolution']} px | {row['params']:,} | "
-                     f"{row['macs'] / 1e6:.0f}M | {row['latency_ms_median']:.1f} "
-                     f"[{row['latency_ms_p10']:.1f}, {row['latency_ms_p90']:.1f}] |")
+def difference_table(study: str, records: dict, reference: str) -> list[str]:
+    """Each variant minus ``reference`` on the deciding metrics; ``*`` beyond the seed spread."""
+    if reference not in records:
+        return []
+    metrics = DECIDING[study]
+    lines = [f"| vs {LABELS[reference]} | " + " | ".join(label for _, label, _ in metrics) + " |",
+             "|---|" + "---|" * len(metrics)]
+    for name in ORDER:
+        if name == reference or name not in records:
+            continue
+        cells = []
+        for key, _, _ in metrics:
+            a = metric_values(records[name]["runs"], key)
+            b = metric_values(records[reference]["runs"], key)
+            if not a or not b:
+                cells.append("-")
+                continue
+            cells.append(f"{statistics.fmean(a) - statistics.fmean(b):+.3f}"
+                         f"{' *' if exceeds_spread(a, b) else ''}")
+        lines.append(f"| {LABELS[name]} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
+
+
+def verdict_lines(study: str, records: dict) -> list[str]:
+    teacher = records.get("teacher", {}).get("runs", [None])[0]
+    lines = []
+    for title, (verdict, reasons) in (
+            ("Claim 1 (small GANs fail mostly in the high bands)", claim_bands(records, teacher)),
+            ("Claim 2 (distil the high bands only)", claim_high_bands(records, study)),
+            ("Claim 3 (shrink the discriminator with the generator)",
+             claim_discriminator(records, study))):
+        lines.append(f"- **{title}: {verdict}.**" + (" " + "; ".join(reasons) + "." if reasons else ""))
     return lines
 
 
-# ----------------------------------------------------------------------------- findings
-def finding_bands(records: dict[str, dict]) -> str:
-    """Claim 1: the no-KD student's shortfall against the teacher, per band, to the real photos."""
+def teacher_check(study: str, records: dict) -> str:
+    """Whether the teacher beats the undistilled student beyond the spread (every deciding metric)."""
     if not {"teacher", "no_kd"} <= records.keys():
-        return "Claim 1: not measured yet."
-    teacher = records["teacher"]["runs"][0]["bands"]
-    student = [r["bands"] for r in records["no_kd"]["runs"]]
-    ratios = {band: statistics.fmean(s[band] for s in student) / teacher[band]
-              for band in ("LL", *HIGH)}
-    text = ", ".join(f"{band} {ratio:.2f}x" for band, ratio in ratios.items())
-    verdict = ("larger in every high band than in LL: agrees with claim 1"
-               if min(ratios[b] for b in HIGH) > ratios["LL"] else
-               "not larger in every high band than in LL: claim 1 is not supported here")
-    return (f"Claim 1 (small GANs fail mostly in the high bands): the undistilled student's band "
-            f"distance to the real photos, relative to the teacher's: {text}. The gap is "
-            f"{verdict}.")
-
-
-def finding_ranking(records: dict[str, dict]) -> str:
-    present = [n for n in FACADES_ORDER[:-1] if n in records]
-    if "wkd_high" not in present or len(present) < 2:
-        return "Claim 2: not measured yet."
-    parts = []
-    for key, label, higher_better in (("psnr", "PSNR", True), ("l1", "L1", False),
-                                      ("teacher_high", "high-band distance to the teacher", False)):
-        ranked = sorted(present, key=lambda n: statistics.fmean(run_values(records[n]["runs"], key)),
-                        reverse=higher_better)
-        best = ranked[0]
-        beaten = [n for n in present if n != "wkd_high" and exceeds_spread(
-            run_values(records["wkd_high"]["runs"], key), run_values(records[n]["runs"], key))
-            and (statistics.fmean(run_values(records["wkd_high"]["runs"], key))
-                 > statistics.fmean(run_values(records[n]["runs"], key))) == higher_better]
-        parts.append(f"{label}: best {LABELS[best]}; WKD high ranks {ranked.index('wkd_high') + 1}"
-                     f" of {len(ranked)} and beats beyond the seed spread: "
-                     f"{', '.join(LABELS[n] for n in beaten) or 'none'}")
-    return "Claim 2 (high bands are the part to distil): " + "; ".join(parts) + "."
-
-
-def finding_discriminator(records: dict[str, dict]) -> str:
-    if not {"wkd_high", "wkd_high_teacher_D"} <= records.keys():
-        return "Claim 3: not measured yet."
-    parts = []
-    for key, label, digits in (("psnr", "PSNR", 2), ("l1", "L1", 4), ("teacher_high", "high to teacher", 3)):
-        a = run_values(records["wkd_high"]["runs"], key)
-        b = run_values(records["wkd_high_teacher_D"]["runs"], key)
-        parts.append(f"{label} {fmt(a, digits)} (shrunk D) vs {fmt(b, digits)} (teacher-width D)"
-                     f"{', beyond the seed spread' if exceeds_spread(a, b) else ', within the seed spread'}")
-    return "Claim 3 (shrink the discriminator with the generator): " + "; ".join(parts) + "."
+        return ""
+    parts, wins = [], []
+    for key, label, higher in DECIDING[study]:
+        t = metric_values(records["teacher"]["runs"], key)
+        s = metric_values(records["no_kd"]["runs"], key)
+        if t and s:
+            better = (statistics.fmean(t) > statistics.fmean(s)) == higher and (
+                len(s) < 2 or abs(statistics.fmean(t) - statistics.fmean(s))
+                > 2 * statistics.stdev(s))
+            wins.append(better)
+            parts.append(f"{label} {fmt(t, 3)} vs {fmt(s, 3)}")
+    clearly = bool(wins) and all(wins)
+    return (f"The teacher {'is' if clearly else 'is NOT'} clearly better than the undistilled "
+            f"student ({'; '.join(parts)}; clearly: beyond twice the students' seed std on "
+            "every deciding metric)" + ("." if clearly else ": distilling it cannot be judged "
+                                        "here, and this study's verdicts do not count."))
 
 
 # ----------------------------------------------------------------------------- figures
-def band_figure(results: dict, path: Path) -> bool:
-    from wkd_hf.metrics.bands import plot_band_fidelity
-
-    facades = study_records(results, "facades")
-    panels = {"facades: distance to the real photos (test)": {}, "facades: distance to the teacher": {},
-              "horse -> zebra: distance to the GAN Compression teacher": {}}
-    order = ("LL", "LH", "HL", "HH")
-    for name in ("teacher", *FACADES_ORDER):
-        if name in facades:
-            runs = facades[name]["runs"]
-            panels["facades: distance to the real photos (test)"][LABELS[name]] = {
-                b: statistics.fmean(r["bands"][b] for r in runs) for b in order}
-            if "teacher_bands" in runs[0]:
-                panels["facades: distance to the teacher"][LABELS[name]] = {
-                    b: statistics.fmean(r["teacher_bands"][b] for r in runs) for b in order}
-    for name, record in study_records(results, "h2z").items():
-        runs = record["runs"]
-        if "teacher_bands" in runs[0]:
-            panels["horse -> zebra: distance to the GAN Compression teacher"][LABELS[name]] = {
-                b: statistics.fmean(r["teacher_bands"][b] for r in runs) for b in order}
-    if not any(panels.values()):
-        return False
-    plot_band_fidelity(panels, str(path), title="Per-band wavelet distance (mean over seeds)")
-    return True
-
-
 def picture_grid(folder: Path, columns: list[str], path: Path) -> bool:
-    """Side by side, the one-column strips ``study.py`` saved (input, teacher, students...)."""
+    """Side by side, the labelled one-column strips ``study.py`` saved."""
     strips = [folder / f"{c}.png" for c in columns]
-    strips = [s for s in strips if s.is_file()]
-    if len(strips) < 2:
+    images = [Image.open(s).convert("RGB") for s in strips if s.is_file()]
+    if len(images) < 2:
         return False
-    images = [Image.open(s).convert("RGB") for s in strips]
     grid = Image.new("RGB", (sum(i.width for i in images) + 4 * (len(images) - 1),
                              max(i.height for i in images)), "white")
     x = 0
@@ -270,76 +196,85 @@ def picture_grid(folder: Path, columns: list[str], path: Path) -> bool:
     return True
 
 
+def curves_figure(results: dict, study: str, folder: Path) -> str | None:
+    ordered = sorted(results.items(), key=lambda kv: "progress" not in kv[0])  # finished win
+    records = {part.split("/", 1)[1].removesuffix(".progress"): record
+               for part, record in ordered if part.startswith(study + "/")}
+    curves = study_figures.part_curves(records)
+    path = folder / f"{study}_curves.png"
+    if curves and study_figures.plot_curves(
+            study, curves, path, f"{study}: validation learning curves (mean ± std over seeds)"):
+        return path.name
+    return None
+
+
 # ----------------------------------------------------------------------------- report
+def study_section(study: str, results: dict, folder: Path) -> list[str]:
+    records = study_records(results, study)
+    curves = curves_figure(results, study, folder)
+    if not records and not curves:
+        return []
+    lines = [f"## {TITLES[study]}", ""]
+    if records:
+        first = next(iter(records.values()))
+        evaluation = first.get("evaluation", {})
+        lines += [f"Test split ({evaluation.get('num_images', '?')} images, "
+                  f"{evaluation.get('resolution', '?')} px); final weights of every seed; "
+                  "distances to the teacher are normalised L1 per wavelet band (high = mean of "
+                  "LH, HL, HH over levels).", "",
+                  *test_table(study, records, results.get("baselines", {}).get(
+                      BASELINES[study][0])), ""]
+        check = teacher_check(study, records)
+        if check:
+            lines += [check, ""]
+        for reference in ("no_kd", "wkd_high"):
+            table = difference_table(study, records, reference)
+            if table:
+                lines += [f"Differences from {LABELS[reference]} (`*`: beyond the seed spread):",
+                          "", *table, ""]
+        lines += ["Verdicts (deciding metrics: "
+                  + ", ".join(label for _, label, _ in DECIDING[study]) + "; no variant trains "
+                  "on them):", "", *verdict_lines(study, records), ""]
+    if curves:
+        lines += [f"![{study} learning curves]({curves})", ""]
+    if picture_grid(folder / study, GRID_COLUMNS[study], folder / f"{study}_grid.png"):
+        lines += [f"![{study} pictures]({study}_grid.png)", "",
+                  "Fixed test images (the first of the test split, sorted by name), seed 0, at the "
+                  "evaluation size; columns: " + ", ".join(GRID_COLUMNS[study]) + ".", ""]
+    return lines
+
+
+def compute_lines(results: dict) -> list[str]:
+    wall = sum(r.get("wall_seconds", 0) for r in results.values())
+    train = sum(run.get("train_seconds", 0) for r in results.values() for run in r.get("runs", []))
+    machine = next((r["machine"] for r in results.values() if "machine" in r), {})
+    return [f"Compute: {wall / 3600:.2f} h of wall time over the finished parts "
+            f"({train / 3600:.2f} h of it training, the rest evaluation and start-up), on "
+            f"{machine.get('cpus')} CPUs ({machine.get('processor')}, torch "
+            f"{machine.get('torch')}, {machine.get('threads')} threads per process); two parts "
+            "ran at a time beside other work, so the hours are wall time, not CPU time.", ""]
+
+
 def report(folder: Path) -> str:
     results = load(folder)
     if not results:
         raise SystemExit(f"error: no result files under {folder}; run benchmarks/study.py first.")
-    facades, h2z = study_records(results, "facades"), study_records(results, "h2z")
-    lines = ["# Seeded study: results", "", f"Scale `{folder.name}`; generated by "
+    lines = ["# Converged study: results", "", f"Scale `{folder.name}`; generated by "
              "`python benchmarks/study_report.py` from the JSON files in this folder.", ""]
-    if facades:
-        first = next(iter(facades.values()))
-        lines += [f"## Study 1: facades labels -> photo, {first['settings']['resolution']} px, "
-                  f"test split ({first['evaluation']['num_images']} images)", "",
-                  "Mean ± std over seeds. Band columns: normalised L1 per band (LL; high = mean "
-                  "of LH, HL, HH over levels).", "", *facades_table(facades), "",
-                  "Differences from the undistilled student (`*`: beyond the seed spread):", "",
-                  *comparison_table(facades, "no_kd", [("psnr", "PSNR", 2), ("l1", "L1", 4),
-                                                       ("teacher_high", "high to teacher", 3)]),
-                  "", "Differences from WKD high bands (`*`: beyond the seed spread):", "",
-                  *comparison_table(facades, "wkd_high", [("psnr", "PSNR", 2), ("l1", "L1", 4),
-                                                          ("teacher_high", "high to teacher", 3)]),
-                  ""]
-    if h2z:
-        lines += ["## Study 2: horse -> zebra from GAN Compression's published student", "",
-                  *h2z_table(h2z), ""]
-    if "efficiency" in results:
-        lines += ["## Efficiency", "", *efficiency_table(results["efficiency"]), "",
-                  f"{results['efficiency']['threads']} threads, "
-                  f"{results['efficiency']['rounds']} interleaved rounds.", ""]
-    energy = results.get("facades/band_energy")
-    if energy:
-        lines += ["Detail per band (`facades/band_energy`): mean |wavelet coefficient| of the "
-                  "generated test images over that of the real photos (haar, 3 levels, LH/HL/HH "
-                  "pooled over levels). 1 = as much detail as the photos; below 1 is blur, above "
-                  "1 added texture or artefacts. Unlike the distances above, it does not reward "
-                  "blur.", "", *magnitude_table(energy), ""]
-    lines += ["## What the evidence says", "", f"- {finding_bands(facades)}{finding_detail(energy)}",
-              f"- {finding_ranking(facades)}", f"- {finding_discriminator(facades)}", ""]
-    wall = sum(r.get("wall_seconds", 0) for r in results.values())
-    machine = next(iter(results.values())).get("machine", {})
-    lines += [f"Compute: {wall / 3600:.2f} h of wall time in all parts on {machine.get('cpus')} "
-              f"CPUs ({machine.get('processor')}, torch {machine.get('torch')}, "
-              f"{machine.get('threads')} threads).", ""]
-    for study in ("facades", "h2z"):
-        ordered = sorted(results.items(), key=lambda kv: "progress" not in kv[0])  # finished win
-        records = {part.split("/", 1)[1].removesuffix(".progress"): record
-                   for part, record in ordered if part.startswith(study + "/")}
-        curves = study_figures.part_curves(records)
-        path = folder / f"{study}_curves.png"
-        if curves and study_figures.plot_curves(
-                study, curves, path, f"{study}: validation learning curves (mean +- std over seeds)"):
-            lines += [f"![{study} learning curves]({path.name})", ""]
-    if band_figure(results, folder / "bands.png"):
-        lines += ["![per-band distances](bands.png)", ""]
-    seeds = {p.stem.rsplit("_seed", 1)[1] for p in folder.glob("*/*_seed*.png")}
-    seed = min(seeds) if seeds else "0"
-    for study, columns, caption in (
-            ("facades", ["input", "target", "teacher", f"no_kd_seed{seed}", f"wkd_high_seed{seed}"],
-             "label map | photo | teacher | no-KD student | WKD student"),
-            ("h2z", ["input", "teacher", f"no_kd_seed{seed}", f"wkd_high_seed{seed}"],
-             "horse photo | GAN Compression teacher | no-KD student | WKD student")):
-        if picture_grid(folder / study, columns, folder / f"{study}_grid.png"):
-            lines += [f"![{study} grid]({study}_grid.png)", "", f"Columns: {caption} (seed {seed}).", ""]
-    return "\n".join(lines)
+    evaluators = evaluator_lines(results)
+    if evaluators:
+        lines += ["## The evaluators (trained here, no downloaded weights)", "", *evaluators, ""]
+    for study in ("h2z", "facades"):
+        lines += study_section(study, results, folder)
+    return "\n".join(lines + compute_lines(results))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--scale", default="cpu", help="Which results: study_results/<scale>/.")
+    parser.add_argument("--scale", default="cpu",
+                        help="Which results: study_results/converged/<scale>/.")
     parser.add_argument("--results_dir", type=Path, default=None,
-                        help="Read and write here instead of benchmarks/study_results/<scale>/.")
+                        help="Read and write here instead of study_results/converged/<scale>/.")
     args = parser.parse_args(argv)
     folder = args.results_dir or RESULTS_ROOT / args.scale
     text = report(folder)

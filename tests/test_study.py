@@ -1,4 +1,4 @@
-"""The seeded study's bookkeeping (resume, portable results) and its report's arithmetic."""
+"""The seeded study's bookkeeping: resume, chunked curves, stop rule, portable results."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,17 +25,6 @@ def _module(name: str):
 
 
 study = _module("study")
-report = _module("study_report")
-
-BANDS = ("LL", "LH", "HL", "HH")
-
-
-def _run(seed, psnr, l1, photo, teacher):
-    """A result record: ``photo``/``teacher`` give the LL and high-band distances."""
-    return {"seed": seed, "params": 1000, "macs": 2_000_000, "metrics": {"psnr": psnr, "l1": l1},
-            "bands": {"LL": photo[0], **{b: photo[1] for b in BANDS[1:]}},
-            "teacher_bands": {"LL": teacher[0], **{b: teacher[1] for b in BANDS[1:]}}}
-
 
 def _write(folder: Path, part: str, runs: list[dict]) -> None:
     path = folder / f"{part}.json"
@@ -44,48 +32,6 @@ def _write(folder: Path, part: str, runs: list[dict]) -> None:
     record = {"part": part, "runs": runs, "settings": {"resolution": 64}, "wall_seconds": 60,
               "evaluation": {"num_images": 106}, "machine": {"cpus": 2, "threads": 2}}
     path.write_text(json.dumps(record))
-
-
-def test_mean_std_and_spread_rule_match_a_hand_computation():
-    a, b = [20.0, 21.0, 22.0], [18.0, 18.5, 19.0]
-    assert report.mean_std(a) == (21.0, 1.0)
-    # |21 - 18.5| = 2.5 > 2 * sqrt(1/3 + 0.25/3) = 1.29
-    assert report.exceeds_spread(a, b)
-    assert not report.exceeds_spread(a, [19.5, 20.0, 20.5])  # 1.0 < 1.29 (but > one s.e.)
-    assert math.isclose(2 * math.sqrt(1 / 3 + 0.25 / 3), 1.2910, rel_tol=1e-4)
-
-
-def test_report_tables_findings_and_figures(tmp_path):
-    # The undistilled student is 2x worse than the teacher in the high bands, 1.1x in LL.
-    teacher = _run(0, 22.0, 0.10, (1.0, 1.0), (0.0, 0.0))
-    del teacher["teacher_bands"]  # as evaluate.py writes it: no distance to itself
-    _write(tmp_path, "facades/teacher", [teacher])
-    _write(tmp_path, "facades/no_kd", [_run(s, 18.0 + 0.1 * s, 0.20, (1.1, 2.0), (0.5, 1.5))
-                                       for s in range(3)])
-    _write(tmp_path, "facades/wkd_high", [_run(s, 19.0 + 0.1 * s, 0.18, (1.1, 1.8), (0.5, 1.0))
-                                          for s in range(3)])
-    _write(tmp_path, "facades/wkd_high_teacher_D",
-           [_run(s, 19.0 + 0.1 * s, 0.18, (1.1, 1.8), (0.5, 1.0)) for s in range(3)])
-    for study_name, names in (("facades", ("input", "target", "teacher", "no_kd_seed0",
-                                           "wkd_high_seed0")),):
-        for name in names:
-            Image.new("RGB", (8, 32), "gray").save(tmp_path / study_name / f"{name}.png")
-    text = report.report(tmp_path)
-    assert "| no distillation | 3 | 18.10 ± 0.10 |" in text
-    assert "| WKD high bands | +1.00 * | -0.0200 * | -0.500 * |" in text
-    assert "LL 1.10x, LH 2.00x, HL 2.00x, HH 2.00x" in text
-    assert "agrees with claim 1" in text
-    assert "WKD high ranks 1 of 2 and beats beyond the seed spread: no distillation" in text
-    assert "PSNR 19.10 ± 0.10 (shrunk D) vs 19.10 ± 0.10 (teacher-width D), within the seed spread" in text
-    assert Image.open(tmp_path / "facades_grid.png").size == (5 * 8 + 4 * 4, 32)
-    assert (tmp_path / "bands.png").is_file()
-
-
-def test_claim_one_is_reported_as_unsupported_when_the_gap_is_in_ll(tmp_path):
-    _write(tmp_path, "facades/teacher", [_run(0, 22.0, 0.10, (1.0, 1.0), (0.0, 0.0))])
-    _write(tmp_path, "facades/no_kd", [_run(s, 18.0, 0.2, (2.0, 1.2), (0.5, 1.5)) for s in range(3)])
-    assert "claim 1 is not supported here" in report.finding_bands(
-        report.study_records(report.load(tmp_path), "facades"))
 
 
 def test_results_never_hold_this_machines_paths(tmp_path, monkeypatch):
@@ -200,6 +146,43 @@ def test_curves_run_in_chunks_until_no_kd_flattens_and_resume(tmp_path, monkeypa
     assert study.run_curves("facades", "wkd_high", s, args)["steps"] == 1000
 
 
+def test_a_follower_never_trains_ahead_of_no_kd(tmp_path, monkeypatch):
+    """--follow: WKD high trains beside no-KD, chunk by chunk behind its curve, and stops at the
+    step count no-KD chooses (here 2000, while the follower could have gone on)."""
+    monkeypatch.setattr(study, "RESULTS", tmp_path / "results")
+    s = {**study.SCALES["cpu"], "h2z_curve_every": 1000}
+    progress = tmp_path / "results" / "h2z" / "no_kd.progress.json"
+    progress.parent.mkdir(parents=True)
+    no_kd_at = iter([1000, 2000, 2000, "done"])  # no-KD's state at each wait
+    trained, waits = [], []
+
+    def no_kd_moves(seconds):
+        waits.append(seconds)
+        state = next(no_kd_at)
+        if state == "done":
+            study.write_result("h2z/no_kd", {"chosen_steps": 2000})
+        else:
+            point = {"step": state, "metrics": {}}
+            progress.write_text(json.dumps({"curves": [[point]] * 3}))
+
+    monkeypatch.setattr(study.time, "sleep", no_kd_moves)
+    monkeypatch.setattr(study, "train_to", lambda script, folder, flags, step, args:
+                        trained.append((folder.name, step)) or 0.0)
+    monkeypatch.setattr(study, "evaluate", lambda models, *a, **k: {
+        "models": [{"metrics": {"classifier_frechet_distance": 50.0}} for _ in models]})
+    args = argparse.Namespace(work_dir=tmp_path / "work", commit=False, follow=True,
+                              follow_poll_seconds=7)
+    done = study.run_curves("h2z", "wkd_high", s, args)
+    assert done["steps"] == 2000
+    assert trained == [(f"seed{seed}", step) for step in (1000, 2000) for seed in (0, 1, 2)]
+    assert waits == [7] * 4
+    args.follow = False  # without --follow a student needs no-KD's result first
+    progress.unlink()
+    (tmp_path / "results" / "h2z" / "no_kd.json").unlink()
+    with pytest.raises(SystemExit, match="run the part h2z/no_kd first"):
+        study.run_curves("h2z", "output_kd", s, args)
+
+
 def test_the_validation_split_is_carved_from_train(tmp_path, monkeypatch):
     shared = tmp_path / "shared"
     for split, count in (("train", 30), ("test", 3)):
@@ -230,24 +213,6 @@ def test_every_scale_names_the_same_settings(scale):
     assert study.SCALES[scale].keys() == study.SCALES["cpu"].keys()
 
 
-def test_detail_finding_compares_the_student_with_the_teacher():
-    energy = {"band_magnitude_ratio": {
-        "teacher": [{"LL": 1.0, "LH": 1.0, "HL": 1.0, "HH": 1.0}],
-        "no_kd": [{"LL": 0.9, "LH": 0.5, "HL": 0.6, "HH": 0.7}] * 3}}
-    text = report.finding_detail(energy)
-    assert "LL 0.90x, LH 0.50x, HL 0.60x, HH 0.70x" in text and "agrees with claim 1" in text
-    energy["band_magnitude_ratio"]["no_kd"] = [{"LL": 0.5, "LH": 0.9, "HL": 0.6, "HH": 0.7}] * 3
-    assert "not supported by this measure" in report.finding_detail(energy)
-    table = "\n".join(report.magnitude_table(energy))
-    assert "| no distillation | 0.500 ± 0.000 | 0.900 ± 0.000 |" in table
-
-
-def test_high_band_summary_of_per_level_bands():
-    """Unpaired evaluations give per-level bands only (LH1, HL1, ...): their mean is the summary."""
-    assert report.high_band({"LL": 9.0, "LH1": 1.0, "HL1": 2.0, "HH1": 3.0, "LH2": 6.0}) == 3.0
-    assert report.high_band({"LL": 9.0, "LH": 1.0, "HL": 2.0, "HH": 3.0, "LH1": 50.0}) == 2.0
-
-
 def test_curve_band_is_the_mean_and_std_over_seeds():
     figures = importlib.import_module("study_figures")
     runs = [[{"step": 500, "metrics": {"m": 1.0}}, {"step": 1000, "metrics": {"m": 3.0}}],
@@ -259,17 +224,6 @@ def test_curve_band_is_the_mean_and_std_over_seeds():
     finished = {"runs": [{"curve": runs[0]}]}
     progress = {"curves": runs}
     assert figures.part_curves({"a": finished, "b": progress}) == {"a": [runs[0]], "b": runs}
-
-
-def test_the_report_draws_the_curves_of_finished_and_running_parts(tmp_path):
-    pytest.importorskip("matplotlib")
-    point = [{"step": 500, "metrics": {"fcn_miou": 0.2, "l1": 0.5}},
-             {"step": 1000, "metrics": {"fcn_miou": 0.3, "l1": 0.4}}]
-    _write(tmp_path, "facades/no_kd", [{**_run(0, 13.0, 0.4, (1, 1), (1, 1)), "curve": point}])
-    (tmp_path / "facades" / "wkd_high.progress.json").write_text(json.dumps({"curves": [point]}))
-    text = report.report(tmp_path)
-    assert "![facades learning curves](facades_curves.png)" in text
-    assert Image.open(tmp_path / "facades_curves.png").width > 0
 
 
 def test_a_curve_flat_from_the_start_runs_to_the_minimum_steps(tmp_path, monkeypatch):
