@@ -120,8 +120,9 @@ TEST_METRICS = {"facades": "psnr,ssim,l1,bands,fcn", "h2z": "bands,domain"}
 
 
 def parts() -> list[str]:
-    return (["evaluators", "baselines", "facades/teacher"] + [f"facades/{v}" for v in FACADES_VARIANTS]
-            + ["h2z/teacher"] + [f"h2z/{v}" for v in H2Z_VARIANTS] + ["efficiency"])
+    """Every part, the main study (horse -> zebra) first."""
+    return (["evaluators", "baselines", "h2z/teacher"] + [f"h2z/{v}" for v in H2Z_VARIANTS]
+            + ["facades/teacher"] + [f"facades/{v}" for v in FACADES_VARIANTS] + ["efficiency"])
 
 
 # ----------------------------------------------------------------------------- running scripts
