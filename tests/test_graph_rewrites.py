@@ -118,3 +118,18 @@ def test_space_to_depth_skipped_where_sizes_may_not_fit(tmp_path):
     assert apply_rewrites(proto, ["head_s2d"]) == {"head_s2d": 1}
     weights = {t.name: numpy_helper.to_array(t) for t in proto.graph.initializer}
     assert any(w.ndim == 4 and w.shape[:2] == (12, 16) for w in weights.values())
+
+
+def test_export_cli_flag(tmp_path, capsys):
+    from wkd_hf.onnx_export import main
+
+    model = _model()
+    model.save_pretrained(tmp_path / "m")
+    args = ["--model", str(tmp_path / "m"), "--resolution", "16", "--no_check"]
+    assert main([*args, "--output", str(tmp_path / "a.onnx")]) == 0
+    assert "SpaceToDepth" in _ops(tmp_path / "a.onnx")
+    assert main([*args, "--output", str(tmp_path / "b.onnx"), "--graph_rewrites"]) == 0
+    assert "SpaceToDepth" not in _ops(tmp_path / "b.onnx")
+    assert main([*args, "--output", str(tmp_path / "c.onnx"), "--graph_rewrites", "x"]) == 1
+    assert "error: ValueError: unknown graph rewrite(s) ['x']" in capsys.readouterr().err
+    assert not (tmp_path / "c.onnx").exists()

@@ -463,6 +463,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="Parity tolerance (max abs difference to PyTorch).")
     p.add_argument("--no_check", action="store_true", help="Skip the parity check.")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
+    p.add_argument("--graph_rewrites", nargs="*", default=None,
+                   help="wkd_hf.graph_rewrites to apply (default: head_s2d; give none for the "
+                        "graph as PyTorch exports it).")
     return p.parse_args(argv)
 
 
@@ -483,6 +486,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              dynamic_batch=not args.static_batch,
                              dynamic_size=not args.static_size, check=not args.no_check,
                              atol=args.atol, exporter=args.exporter,
+                             graph_rewrites=args.graph_rewrites,
                              metadata={"resolution": pipe.resolution,
                                        "direction": pipe.direction})
     except Exception as err:  # noqa: BLE001 - every failure is one line for the shell
