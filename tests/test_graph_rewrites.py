@@ -133,3 +133,26 @@ def test_export_cli_flag(tmp_path, capsys):
     assert main([*args, "--output", str(tmp_path / "c.onnx"), "--graph_rewrites", "x"]) == 1
     assert "error: ValueError: unknown graph rewrite(s) ['x']" in capsys.readouterr().err
     assert not (tmp_path / "c.onnx").exists()
+
+
+def test_rewrite_variants_benchmark_quick(tmp_path, capsys):
+    """benchmarks/rewrite_variants.py: every variant runs, its output matches the plain file."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    pytest.importorskip("openvino")
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("rewrite_variants",
+                                                  root / "benchmarks" / "rewrite_variants.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "r.json"
+    module.main(["--quick", "--models", "mobile", "--variants", "head_s2d", "subpixel_up",
+                 "static", "--resolution", "32", "--repeats", "2", "--warmup", "0",
+                 "--threads", "1", "--clock", "cpu", "--json", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert set(rows) == {f"mobile | {v}" for v in ("current", "head_s2d", "subpixel_up", "static")}
+    assert rows["mobile | head_s2d"]["rewritten"] == {"head_s2d": 1}
+    assert all(r["max_abs_vs_current"] <= 1e-4 and len(r["times_ms"]) == 2 for r in rows.values())
+    assert "current / variant" in capsys.readouterr().out
