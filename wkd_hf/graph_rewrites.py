@@ -267,8 +267,11 @@ REWRITES: dict[str, Callable] = {
 DEFAULT_REWRITES = ("head_s2d",)
 
 
-def check_rewrites(names: Sequence[str]) -> tuple[str, ...]:
-    """``names`` as a tuple; ValueError naming any unknown rewrite."""
+def check_rewrites(names: Sequence[str] | None) -> tuple[str, ...]:
+    """``names`` as a tuple (None: :data:`DEFAULT_REWRITES`); ValueError naming any unknown
+    rewrite."""
+    if names is None:
+        return DEFAULT_REWRITES
     if isinstance(names, str):
         names = [names]
     unknown = [n for n in names if n not in REWRITES]
