@@ -5,7 +5,8 @@ function, laid out for the CPU kernels of ONNX Runtime and OpenVINO.
 
     counts = rewrite_file("g.onnx", "g.fast.onnx", ["head_s2d"])   # {"head_s2d": 1}
 
-Rewrites (each a function ``proto -> number of nodes rewritten``, in :data:`REWRITES`):
+Rewrites (each ``(proto, size multiple) -> nodes rewritten``, in :data:`REWRITES`; only
+:data:`DEFAULT_REWRITES`, the head, won side by side, see the README):
 
 - ``head_s2d`` / ``stem_s2d``: the full-resolution 7x7 conv with few output (head) or few input
   (stem) channels becomes SpaceToDepth(2) -> a 4x4 conv at half the resolution (4x the channels;
@@ -17,7 +18,7 @@ Rewrites (each a function ``proto -> number of nodes rewritten``, in :data:`REWR
   zero Pad at the end -> a 2x2 conv with four times the output channels (its weights the
   transposed conv's, regrouped by output phase) -> DepthToSpace(2).
 - ``pad_slices``: each reflect Pad becomes Slice + Concat per side (the mirrored rows and
-  columns), which both runtimes run with their vectorised copy kernels.
+  columns); measured slower than the Pad kernels in both runtimes.
 
 Space-to-depth needs the conv's output height and width to be multiples of the block: true
 for every input the ResNet generators accept (their ``size_multiple`` metadata is checked).
