@@ -97,11 +97,12 @@ def build_models(args) -> dict[str, torch.nn.Module]:
 
 
 # ----------------------------------------------------------------------------- ONNX
-def export(model, path: Path, resolution: int) -> Path:
-    """The float32 ``.onnx`` file (parity-checked in ONNX Runtime)."""
+def export(model, path: Path, resolution: int, graph_rewrites=None) -> Path:
+    """The float32 ``.onnx`` file (parity-checked in ONNX Runtime), with ``graph_rewrites``
+    (None: ``export_onnx``'s default, see wkd_hf.graph_rewrites)."""
     from wkd_hf.onnx_export import export_onnx
 
-    export_onnx(model, path, resolution=resolution, check=True)
+    export_onnx(model, path, resolution=resolution, check=True, graph_rewrites=graph_rewrites)
     return path
 
 
@@ -310,7 +311,7 @@ def export_all(models: dict, args, folder: Path) -> dict:
     for name, model in models.items():
         path = folder / f"{name.replace(' ', '_')}.onnx"
         try:
-            paths[name, "fp32"] = export(model, path, args.resolution)
+            paths[name, "fp32"] = export(model, path, args.resolution, args.graph_rewrites)
             if any(b in OV_SETTINGS for b in args.backends):
                 from wkd_hf.openvino_backend import check_openvino_parity
 
@@ -351,6 +352,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--num_photos", type=int, default=None, help="default 8 (quick: 4)")
     p.add_argument("--gan_compression", default=str(GAN_COMPRESSION),
                    help="GAN Compression's latest_net_G.pth ('' to skip)")
+    p.add_argument("--graph_rewrites", nargs="*", default=None,
+                   help="wkd_hf.graph_rewrites for the exported files (default: the export's "
+                        "default; none given: the plain graph)")
     p.add_argument("--quick", action="store_true",
                    help="tiny nets at 32 px, 1 thread, 2 rounds (a smoke test; numbers mean "
                         "nothing)")

@@ -84,13 +84,16 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--resolution", type=int, default=256)
     p.add_argument("--calibration", default=str(latency.DATA / "trainA"))
+    p.add_argument("--graph_rewrites", nargs="*", default=None,
+                   help="as benchmarks/latency.py (none given: the plain graph)")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     models = latency.build_models(argparse.Namespace(quick=False, gan_compression=""))
     result = {"machine": latency.machine_info(args.threads), "profiles": {}}
     with tempfile.TemporaryDirectory(prefix="wkd_ov_profile_") as tmp:
         for name in args.models:
-            path = latency.export(models[name], Path(tmp) / "g.onnx", args.resolution)
+            path = latency.export(models[name], Path(tmp) / "g.onnx", args.resolution,
+                                  args.graph_rewrites)
             files = {"f32": path, "bf16": path}
             if "int8" in args.precisions:
                 calibration = latency.images(args.calibration, 16, args.resolution)

@@ -184,11 +184,13 @@ def summary(models: dict[str, dict], teacher_name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- main
-def export(model, path: Path, resolution: int, instance_norm: str) -> Path:
+def export(model, path: Path, resolution: int, instance_norm: str,
+           graph_rewrites=None) -> Path:
     """The graph ``latency.py`` times, without its parity check (tests/test_onnx.py has it)."""
     from wkd_hf.onnx_export import export_onnx
 
-    export_onnx(model, path, resolution=resolution, check=False, instance_norm=instance_norm)
+    export_onnx(model, path, resolution=resolution, check=False, instance_norm=instance_norm,
+                graph_rewrites=graph_rewrites)
     return path
 
 
@@ -201,6 +203,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--instance_norm", choices=("onnx", "layer_norm"), default=None,
                    help="how instance norm is exported (default: export_onnx's default)")
+    p.add_argument("--graph_rewrites", nargs="*", default=None,
+                   help="wkd_hf.graph_rewrites (default: the export's; none given: plain graph)")
     p.add_argument("--spinning", type=int, choices=(0, 1), default=None,
                    help="session.intra_op.allow_spinning (default: ONNX Runtime's, 1)")
     p.add_argument("--models", nargs="+", default=None, help="a subset (the teacher is kept)")
@@ -230,7 +234,7 @@ def main(argv=None) -> dict:
           f"{args.spinning}; load average before: {result['load_average']['start']}")
     with tempfile.TemporaryDirectory(prefix="wkd_profile_") as tmp:
         paths = {n: export(m, Path(tmp) / f"{n.replace(' ', '_')}.onnx", args.resolution,
-                           args.instance_norm)
+                           args.instance_norm, args.graph_rewrites)
                  for n, m in models.items()}
         for batch in args.batch_sizes:
             torch.manual_seed(batch)

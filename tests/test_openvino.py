@@ -167,3 +167,16 @@ def test_openvino_leaves_no_dangling_signal_stack(tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "same: True usable: True" in result.stdout, result.stdout
+
+
+def test_static_shapes_option_compiles_per_shape(tmp_path):
+    model = _model("mobile")
+    path = tmp_path / "g.onnx"
+    export_onnx(model, path, resolution=16)
+    dynamic, static = OpenVinoGenerator(path), OpenVinoGenerator(path, static_shapes=True)
+    assert not dynamic.compiled.input(0).partial_shape.is_static
+    for shape in [(1, 3, 16, 16), (2, 3, 12, 20)]:
+        images = real_images(shape[0], shape[2], shape[3])
+        got = static(images)
+        assert static.compiled.input(0).partial_shape.to_shape() == list(shape)
+        assert torch.allclose(got, dynamic(images), atol=1e-5)

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .graph_rewrites import apply_rewrites, check_rewrites
 from .safe_files import write_beside
 
 DEFAULT_OPSET = 17
@@ -119,7 +120,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
                 batch_size: int = 1, opset: int = DEFAULT_OPSET, dynamic_batch: bool = True,
                 dynamic_size: bool = True, check: bool = True, atol: float = DEFAULT_ATOL,
                 metadata: dict[str, Any] | None = None, exporter: str = "torchscript",
-                instance_norm: str = INSTANCE_NORM) -> OnnxExportReport:
+                instance_norm: str = INSTANCE_NORM, graph_rewrites=None) -> OnnxExportReport:
     """Export a wkd_hf generator to ONNX at ``path`` and check it against PyTorch.
 
     Args:
@@ -140,6 +141,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
         instance_norm: ``"onnx"`` (ONNX's ``InstanceNormalization``; the default, fastest in our
             measurements) or ``"layer_norm"`` (Reshape + ``LayerNormalization`` + Reshape, see
             :func:`instance_norm_as_layer_norm`).
+        graph_rewrites: :mod:`wkd_hf.graph_rewrites` names (None: its default; ``()``: none).
 
     Returns:
         an :class:`OnnxExportReport` (``max_abs_diff`` None without ``check``).
@@ -148,6 +150,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
         raise ValueError(f"exporter must be 'torchscript' or 'dynamo'; got {exporter!r}")
     if instance_norm not in ("layer_norm", "onnx"):
         raise ValueError(f"instance_norm must be 'layer_norm' or 'onnx'; got {instance_norm!r}")
+    rewrites = check_rewrites(graph_rewrites)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     net = copy.deepcopy(model).float().cpu().eval()
@@ -162,7 +165,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
     with write_beside(path, "ONNX model") as partial:  # a failed export or check keeps `path`
         _export(net, example, partial, opset, dynamic_batch, dynamic_size, exporter)
         _write_metadata(partial, net, multiple, minimum, metadata or {},
-                        layer_norm=instance_norm == "layer_norm")
+                        layer_norm=instance_norm == "layer_norm", rewrites=rewrites)
         report = OnnxExportReport(str(path), opset, dynamic_batch, dynamic_size, None, None, [],
                                   atol)
         if check:
@@ -266,17 +269,19 @@ def _layer_norm_nodes(node, tag: str, consts: dict, shared: dict) -> list:
 
 
 def _write_metadata(path: Path, net: nn.Module, multiple: int, minimum: int,
-                    extra: dict[str, Any], layer_norm: bool = False) -> None:
-    """Add the wkd_hf metadata (and, with ``layer_norm``, rewrite instance norms) in place."""
+                    extra: dict[str, Any], layer_norm: bool = False, rewrites=()) -> None:
+    """Add the wkd_hf metadata (after the ``layer_norm`` form and the graph rewrites) in place."""
     import onnx
 
     proto = onnx.load(str(path))
     if layer_norm:
         instance_norm_as_layer_norm(proto)
+    done = ",".join(k for k, n in apply_rewrites(proto, rewrites, multiple).items() if n)
     values = {"wkd_hf.class_name": type(net).__name__,
               "wkd_hf.config": json.dumps(_config_dict(net), sort_keys=True, default=str),
               "wkd_hf.size_multiple": str(multiple), "wkd_hf.size_minimum": str(minimum)}
     values.update({f"wkd_hf.{k}": str(v) for k, v in extra.items() if v is not None})
+    values.update({"wkd_hf.graph_rewrites": done} if done else {})
     del proto.metadata_props[:]
     for key, value in values.items():
         entry = proto.metadata_props.add()
@@ -450,6 +455,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    help="Parity tolerance (max abs difference to PyTorch).")
     p.add_argument("--no_check", action="store_true", help="Skip the parity check.")
     p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
+    p.add_argument("--graph_rewrites", nargs="*", default=None, help="wkd_hf.graph_rewrites "
+                   "(default: head_s2d; none given: the graph as PyTorch exports it).")
     return p.parse_args(argv)
 
 
@@ -470,6 +477,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              dynamic_batch=not args.static_batch,
                              dynamic_size=not args.static_size, check=not args.no_check,
                              atol=args.atol, exporter=args.exporter,
+                             graph_rewrites=args.graph_rewrites,
                              metadata={"resolution": pipe.resolution,
                                        "direction": pipe.direction})
     except Exception as err:  # noqa: BLE001 - every failure is one line for the shell

@@ -89,7 +89,8 @@ def cpu_capabilities() -> list[str]:
 
 def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
                      precision: str = "f32", latency_hint: bool = True,
-                     cache_dir: str | os.PathLike | None = None):
+                     cache_dir: str | os.PathLike | None = None,
+                     shape: Sequence[int] | None = None):
     """An OpenVINO ``CompiledModel`` of an ``.onnx`` (or ``.xml``) file on the CPU.
 
     Args:
@@ -99,6 +100,7 @@ def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
         latency_hint: ``PERFORMANCE_HINT=LATENCY`` (one stream: batch-1 latency).
         cache_dir: OpenVINO's compiled-model cache (``CACHE_DIR``), e.g. next to the weights:
             later loads skip compilation.
+        shape: a static N x C x H x W input shape to compile for (None: the file's dynamic one).
     """
     ov = _require_openvino()
     if precision not in PRECISIONS:
@@ -112,7 +114,10 @@ def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
         config["CACHE_DIR"] = str(cache_dir)
     with keep_signal_stack():
         core = ov.Core()
-        return core.compile_model(core.read_model(str(path)), "CPU", config)
+        model = core.read_model(str(path))
+        if shape is not None:
+            model.reshape(list(shape))
+        return core.compile_model(model, "CPU", config)
 
 
 def read_metadata(path: str | os.PathLike) -> dict[str, str]:
@@ -128,11 +133,17 @@ class OpenVinoGenerator:
     """An exported generator run by OpenVINO on the CPU, usable where a wkd_hf generator is
     called: ``OpenVinoGenerator("g.onnx")(x)`` maps N x C x H x W float in [-1, 1] to the
     translated N x C' x H x W float32 tensor. ``config`` / ``check_input_size`` come from the
-    file's metadata, as for :class:`wkd_hf.onnx_export.OnnxGenerator`."""
+    file's metadata, as for :class:`wkd_hf.onnx_export.OnnxGenerator`. ``static_shapes``:
+    compile for each new input shape (a static graph; faster in medians, not clearly, see the
+    README's graph-rewrite table) instead of once for any shape."""
 
     def __init__(self, path: str | os.PathLike, num_threads: int | None = None,
-                 precision: str = "f32", cache_dir: str | os.PathLike | None = None) -> None:
+                 precision: str = "f32", cache_dir: str | os.PathLike | None = None,
+                 static_shapes: bool = False) -> None:
         self.path, self.precision = str(path), PRECISIONS.get(precision, precision)
+        self.static_shapes, self.shape = static_shapes, None
+        self._settings = {"num_threads": num_threads, "precision": precision,
+                          "cache_dir": cache_dir}
         self.compiled = compile_openvino(path, num_threads, precision, cache_dir=cache_dir)
         self.request = self.compiled.create_infer_request()
         self.metadata = read_metadata(path) if self.path.endswith(".onnx") else {}
@@ -149,7 +160,11 @@ class OpenVinoGenerator:
 
     def run(self, array: np.ndarray) -> np.ndarray:
         """N x C x H x W float32 array -> output array (a copy)."""
-        self.request.infer({0: np.ascontiguousarray(array, dtype=np.float32)})
+        array = np.ascontiguousarray(array, dtype=np.float32)
+        if self.static_shapes and array.shape != self.shape:
+            self.compiled = compile_openvino(self.path, shape=array.shape, **self._settings)
+            self.request, self.shape = self.compiled.create_infer_request(), array.shape
+        self.request.infer({0: array})
         return self.request.get_output_tensor(0).data.copy()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
