@@ -18,8 +18,8 @@ from wkd_hf.conversion import (
     infer_architecture,
     main,
 )
+from wkd_hf.hub_access import HubUnreachableError
 from wkd_hf.models import (
-    HubUnreachableError,
     PatchDiscriminator,
     ResnetGenerator,
     UnetGenerator,

@@ -11,10 +11,10 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
 from wkd_hf import run as run_module
-
+from wkd_hf.checkpointing import LoopState
 from wkd_hf.distillation import PairedDistiller, WKDConfig
 from wkd_hf.models import PatchDiscriminator, ResnetGenerator
-from wkd_hf.training import GANTrainingSetup, LoopState, _train_step
+from wkd_hf.training import GANTrainingSetup, _train_step
 
 ARGS = argparse.Namespace(skip_nan_steps=0, output_dir=".")
 

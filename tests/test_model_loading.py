@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from wkd_hf.conversion import UnrecognizedCheckpointError, convert_pix2pix_checkpoint
+from wkd_hf.hub_access import HubUnreachableError
 from wkd_hf.models import (
     CorruptWeightsError,
-    HubUnreachableError,
     PatchDiscriminator,
     ResnetGenerator,
     SubMobileResnetGenerator,

@@ -33,8 +33,8 @@ from wkd_hf.recipes import (
     discriminator_init_paths,
     load_teachers,
 )
-from wkd_hf.run import GANRun, ScriptArgumentParser, add_common_args, prepare_run, run_cli
-from wkd_hf.script_args import add_cycle_objective_args
+from wkd_hf.run import GANRun, add_common_args, prepare_run, run_cli
+from wkd_hf.script_args import ScriptArgumentParser, add_cycle_objective_args
 
 logger = get_logger(__name__)
 

@@ -29,7 +29,8 @@ from pathlib import Path
 import torch
 
 from wkd_hf.metrics.model_timing import for_card, latency_cell, latency_note, time_models
-from wkd_hf.script_args import ScriptArgumentParser, add_data_args, command_line, readme_epilog
+from wkd_hf.run_record import command_line
+from wkd_hf.script_args import ScriptArgumentParser, add_data_args, readme_epilog
 
 logger = logging.getLogger("wkd_hf.evaluate")
 
@@ -379,7 +380,7 @@ def _fmt(value, pattern):
 
 def results_table(records: list[dict]) -> str:
     """Markdown table: efficiency and quality, one row per model."""
-    from wkd_hf.hub import format_count
+    from wkd_hf.cards import format_count
 
     present = [c for c in TABLE_COLUMNS if any(c[0] in r["metrics"] for r in records)]
     with_kid = any("kid_mean" in r["metrics"] for r in records)

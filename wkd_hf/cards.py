@@ -21,7 +21,8 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .script_args import public_args
+from .names import ARGS_FILE, CYCLE_SUBFOLDERS
+from .run_record import public_args
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +35,6 @@ WKD_PAPER = "[Wavelet Knowledge Distillation](https://arxiv.org/abs/2203.06321) 
             "CVPR 2022)"
 SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validation"}
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
-CYCLE_SUBFOLDERS = {"a2b": "generator_a2b", "b2a": "generator_b2a"}  # as recipes'
 CYCLE_ONLY = ("lambda_cycle", "lambda_identity", "pool_size")
 WKD_ONLY = ("wave", "levels", "distance", "lambda_wkd")
 FEATURE_KD_ONLY = ("kd_feature_layers",)
@@ -471,7 +471,7 @@ def applicable_args(args: argparse.Namespace, config, generator) -> dict[str, An
 def save_applicable_args(args: argparse.Namespace, config, generator,
                          output_dir: str | os.PathLike) -> Path:
     """Write the final folder's ``args.json`` (checkpoints keep every argument, for resuming)."""
-    path = Path(output_dir) / "args.json"
+    path = Path(output_dir) / ARGS_FILE
     path.write_text(json.dumps(applicable_args(args, config, generator), indent=2,
                                sort_keys=True, default=str))
     return path

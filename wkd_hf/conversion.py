@@ -30,13 +30,13 @@ from diffusers.models.modeling_utils import ModelMixin
 from huggingface_hub.errors import EntryNotFoundError
 
 from .errors import WKDError
+from .hub_access import hub_download
 from .models import (
     MODEL_CLASSES,
     PatchDiscriminator,
     ResnetGenerator,
     SubMobileResnetGenerator,
     UnetGenerator,
-    hub_download,
     load_pretrained_model,
     read_model_config,
 )

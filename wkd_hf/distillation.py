@@ -40,8 +40,8 @@ from .losses import (
     OutputDistillationLoss,
     WaveletDistillationLoss,
 )
+from .names import WKD_CONFIG_NAME
 
-WKD_CONFIG_NAME = "wkd_config.json"
 MODES = ("paired", "teacher_target", "cycle")
 BANDS = ("high", "low", "all", "none")
 DISCRIMINATOR_FIRST = ("discriminator", "generator")  # pix2pix

@@ -34,14 +34,15 @@ import torch.nn.functional as F
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
+from .hub_access import hub_model_snapshot
 from .input_checks import DTYPES, RANGE_HELP, check_output_apart, check_values, parse_dtype
+from .names import ARGS_FILE, CYCLE_SUBFOLDERS, WKD_CONFIG_NAME
 from .remote_code import write_component_code
 
 PIPELINE_FILE = "wkd_pipeline.py"  # the shim DiffusionPipeline.from_pretrained imports
 SIZE_MODES = ("pad", "resize")
 OUTPUT_TYPES = ("pil", "np", "pt")
 DIRECTIONS = ("AtoB", "BtoA", "a2b", "b2a")
-CYCLE_SUBFOLDERS = {"a2b": "generator_a2b", "b2a": "generator_b2a"}
 _SHIM = '''"""Lets ``diffusers.DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` load
 this folder: the pipeline class lives in the installed ``wkd_hf`` package (pip install wkd_hf)."""
 
@@ -87,7 +88,7 @@ def read_run_metadata(folder: str | os.PathLike) -> dict:
     ``mode`` from ``wkd_config.json``); keys are missing where the folder does not say."""
     folder = Path(folder)
     meta: dict[str, Any] = {}
-    for name in ("args.json", "wkd_config.json"):
+    for name in (ARGS_FILE, WKD_CONFIG_NAME):
         try:
             data = json.loads((folder / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -170,7 +171,7 @@ class ImageTranslationPipeline(DiffusionPipeline):
         torch_dtype = parse_dtype(torch_dtype)  # also "float16", as diffusers accepts
         path = os.fspath(pretrained_model_name_or_path)
         if not os.path.exists(path):
-            path = _download(path, local_files_only)
+            path = hub_model_snapshot(path, local_files_only)
         meta: dict[str, Any] = {}
         if os.path.isfile(path):
             model = load_generator(path)
@@ -340,28 +341,6 @@ class ImageTranslationPipeline(DiffusionPipeline):
 
 
 # ----------------------------------------------------------------------------- helpers
-def _download(repo_id: str, local_files_only: bool | None) -> str:
-    """A Hub repo's json and weight files, fetched (or read from the cache) as one folder."""
-    import huggingface_hub
-
-    from .models.loading import HubUnreachableError, hub_unreachable_reason
-
-    why = "local_files_only=True" if local_files_only else hub_unreachable_reason()
-    try:
-        return huggingface_hub.snapshot_download(
-            repo_id, allow_patterns=["*.json", "*/*.json", "*.safetensors", "*/*.safetensors"],
-            local_files_only=why is not None)
-    except huggingface_hub.errors.HFValidationError as err:
-        raise ValueError(f"{repo_id!r} is neither an existing file or folder nor a Hub repo id "
-                         "('user/model')") from err
-    except (huggingface_hub.errors.LocalEntryNotFoundError, OSError) as err:
-        if why is None:
-            raise
-        raise HubUnreachableError(
-            f"could not reach the Hub for {repo_id!r} ({why}) and it is not in the local cache; "
-            f"pass a local folder, or run `hf download {repo_id}` first") from err
-
-
 def _as_list(images) -> list:
     if isinstance(images, torch.Tensor):
         return list(images) if images.ndim == 4 else [images]

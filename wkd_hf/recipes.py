@@ -37,14 +37,12 @@ from .models import (
     UnetGenerator,
     load_pretrained_model,
 )
+from .names import CHECKPOINT_SUFFIXES, CYCLE_DISCRIMINATORS, CYCLE_SUBFOLDERS
 from .script_args import validation_rows
 from .training import pins_memory
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
-CYCLE_SUBFOLDERS = {"a2b": "generator_a2b", "b2a": "generator_b2a"}
-CYCLE_DISCRIMINATORS = {"a2b": "discriminator_b", "b2a": "discriminator_a"}
 
 
 # ----------------------------------------------------------------------------- models

@@ -22,8 +22,10 @@ from torch import nn
 from . import recipes
 from .cards import save_applicable_args, write_run_card
 from .checkpointing import (
+    LoopState,
     agreed_resume_checkpoint,
     check_resumable,
+    checkpoint_step,
     disk_full_as_error,
     list_checkpoints,
     load_run_state,
@@ -34,13 +36,14 @@ from .distillation import WKDConfig
 from .distributed import sync_batchnorm
 from .errors import WKDError
 from .hub import (
-    HubUnavailableError,
     check_hub_reachable,
     prepare_hub_repo,
     push_output_dir,
 )
+from .hub_access import HubUnreachableError
 from .launcher_record import command_with_launcher_settings, record_launcher_settings
 from .metrics.paired import evaluate_paired
+from .names import CYCLE_DISCRIMINATORS, CYCLE_SUBFOLDERS
 from .output_folders import begin_export, check_new_run_output, drop_links, end_export
 from .precision import (
     accelerator_autocast,
@@ -55,24 +58,20 @@ from .processes import (
     stop_cause,
     stop_with_launcher,
 )
+from .run_record import command_line, public_args
 from .script_args import (
-    ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
     add_data_args,
     add_evaluation_args,
     add_state_args,
     add_training_args,
     check_args,
-    command_line,
-    public_args,
 )
 from .training import (
     GANTrainingSetup,
-    LoopState,
     NonFiniteLossError,
     build_accelerator,
     build_adam,
     build_lr_scheduler,
-    checkpoint_step,
     run_gan_training,
     steps_for_epochs,
     stopped_message,
@@ -230,10 +229,10 @@ class RunSession:
                 begin_export(out)  # until end_export, loading the folder is refused
                 for key, generator in generators.items():
                     generator.save_pretrained(
-                        _subdir(out, key, run.is_cycle, recipes.CYCLE_SUBFOLDERS))
+                        _subdir(out, key, run.is_cycle, CYCLE_SUBFOLDERS))
                 for key, discriminator in run.discriminators.items():
                     acc.unwrap_model(discriminator).save_pretrained(
-                        out / (recipes.CYCLE_DISCRIMINATORS[key] if run.is_cycle
+                        out / (CYCLE_DISCRIMINATORS[key] if run.is_cycle
                                else "discriminator"))
                 if save_method_config:
                     run.config.save(out)
@@ -259,7 +258,7 @@ class RunSession:
 
                     url = push_run_space(args.output_dir, args, self.validation_batch)
                     logger.info(f"Wrote the Space {url}", main_process_only=True)
-            except HubUnavailableError as error:
+            except HubUnreachableError as error:
                 raise SystemExit(f"error: {error}\nThe local output in {args.output_dir} is "
                                  "complete.") from None
 
@@ -503,9 +502,9 @@ def _prepare_hub_repo(args: argparse.Namespace) -> None:
     ``--train_if_hub_unreachable``; a bad token or repo name always stops it."""
     try:
         check_hub_reachable()
-    except HubUnavailableError as error:
+    except HubUnreachableError as error:
         if not args.train_if_hub_unreachable:
-            raise HubUnavailableError(f"{error} Checked before training: pass "
+            raise HubUnreachableError(f"{error} Checked before training: pass "
                                       "--train_if_hub_unreachable to train anyway.") from None
         logger.warning(f"{error} Training anyway (--train_if_hub_unreachable).")
         return

@@ -33,14 +33,13 @@ from .loaders import (
     known_num_rows,
     split_train_validation,
 )
-from .sources import DatasetUnreachableError, load_paired_dataset, load_unpaired_datasets
+from .sources import load_paired_dataset, load_unpaired_datasets
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",
     "DEFAULT_STREAMING_VALIDATION_ROWS",
     "BadImageError",
     "BadSampleTracker",
-    "DatasetUnreachableError",
     "PairedTransform",
     "TooManyBadImagesError",
     "UnalignedDataset",

@@ -47,8 +47,8 @@ from typing import Any
 
 import datasets
 
-from ..hub import HubUnavailableError
-from ..hub import hub_reachable as _hub_reachable  # the one Hub probe (also models')
+from ..hub_access import HubUnreachableError
+from ..hub_access import hub_reachable as _hub_reachable  # the one Hub probe (also models')
 from .images import LAYOUT_COLUMN, REFUSED_PATH_PREFIX, SOURCE_LEFT, SOURCE_RIGHT
 
 logger = logging.getLogger(__name__)
@@ -60,10 +60,6 @@ UNPAIRED_COLUMN_CANDIDATES = (("imageA", "imageB"), ("A", "B"))
 SPLIT_FOLDER_NAMES = ("train", "test", "validation", "valid", "val", "dev", "eval")
 _HINT_LOCAL = "pass --train_data_dir for a local folder"
 METADATA_FILE_NAMES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
-
-
-# A Hub dataset was requested but the Hub cannot be reached: the project's one such error.
-DatasetUnreachableError = HubUnavailableError
 
 
 # ----------------------------------------------------------------------------- local folders
@@ -313,15 +309,15 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return errors
 
 
-def _unreachable(name: str, why: str) -> DatasetUnreachableError:
-    return DatasetUnreachableError(
+def _unreachable(name: str, why: str) -> HubUnreachableError:
+    return HubUnreachableError(
         f"Cannot load --dataset_name {name!r} from the Hub: {why}. Set HF_HUB_OFFLINE=1 to use a "
         f"copy already in the datasets cache, or {_HINT_LOCAL}.")
 
 
 def load_hub_dataset(name: str, config_name: str | None = None, *, streaming: bool = False,
                      cache_dir: str | None = None) -> dict[str, AnyDataset]:
-    """All splits of a Hub dataset; unreachable Hub -> :class:`DatasetUnreachableError` at once
+    """All splits of a Hub dataset; unreachable Hub -> :class:`HubUnreachableError` at once
     (instead of ``huggingface_hub``'s ~20 s of retries)."""
     if not _hub_offline() and not _hub_reachable():
         raise _unreachable(name, "the Hub endpoint does not answer (no network?)")

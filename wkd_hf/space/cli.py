@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Sequence
 
 from ..cards import is_hub_id
+from ..names import ARGS_FILE
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -75,7 +76,7 @@ def _examples(args: argparse.Namespace) -> list:
 
     if args.examples:
         return args.examples
-    if not os.path.isfile(os.path.join(args.model, "args.json")):
+    if not os.path.isfile(os.path.join(args.model, ARGS_FILE)):
         return []  # not a run folder (a saved pipeline, a Hub id)
     try:
         return validation_images(args.model)
@@ -126,7 +127,7 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``wkd-space``: a problem is one ``error:`` line (exit 1), never a traceback."""
-    from ..hub import HubUnavailableError
+    from ..hub_access import HubUnreachableError
 
     args = parse_args(argv)
     try:
@@ -136,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - one line for the shell
         if os.environ.get("WKD_HF_TRACEBACK"):
             raise
-        kind = "" if isinstance(err, (HubUnavailableError, ValueError)) else \
+        kind = "" if isinstance(err, (HubUnreachableError, ValueError)) else \
             f"{type(err).__name__}: "
         print(f"wkd-space: error: {kind}{err}".splitlines()[0], file=sys.stderr)
         return 1

@@ -17,6 +17,7 @@ import PIL.Image
 from .. import __version__
 from ..cards import is_hub_id
 from ..hub import EVAL_SECTION_END, EVAL_SECTION_START, check_hub_reachable
+from ..names import ARGS_FILE
 
 CONFIG_FILE = "space_config.json"
 MAX_EXAMPLES = 4
@@ -73,7 +74,7 @@ def validation_images(run_folder: str | os.PathLike, limit: int = MAX_EXAMPLES
     defaults = {"shuffle_buffer_size": 1000, "domain_a_column": None, "domain_b_column": None,
                 "streaming": False, "cache_dir": None, "max_train_samples": None,
                 "direction": "AtoB"}
-    saved = json.loads((Path(run_folder) / "args.json").read_text("utf-8"))
+    saved = json.loads((Path(run_folder) / ARGS_FILE).read_text("utf-8"))
     args = argparse.Namespace(**{**defaults, **saved})
     args.num_validation_images = min(limit, args.num_validation_images)
     args.dataloader_num_workers = 0
