@@ -25,9 +25,8 @@ from wkd_hf.distillation import (
     build_feature_kd,
     default_gan_mode,
 )
+from wkd_hf.models.building import build_discriminator, build_student
 from wkd_hf.recipes import (
-    build_discriminator,
-    build_student,
     check_resolution_fits,
     check_teacher_fits_data,
     discriminator_init_paths,
