@@ -167,7 +167,7 @@ def inductor_accelerator():
 
 def test_the_teacher_is_compiled_when_the_students_are(inductor_accelerator, monkeypatch,
                                                        tmp_path):
-    from wkd_hf.distillation import _unwrap
+    from wkd_hf.distillation.base import _unwrap
 
     session = _session(inductor_accelerator, monkeypatch, tmp_path)
     student, discriminator = _networks()
