@@ -26,8 +26,8 @@ LAYERS = [
     # the engine: accelerator, the loop, checkpoints, processes
     ("engine", ["wkd_hf.training", "wkd_hf.checkpointing", "wkd_hf.processes",
                 "wkd_hf.precision", "wkd_hf.distributed", "wkd_hf.launcher_record"]),
-    # runs: the argument schema and the recipes the scripts share
-    ("runs", ["wkd_hf.script_args", "wkd_hf.recipes"]),
+    # runs: the argument schema, the recipes the scripts share, validation and --keep_best
+    ("runs", ["wkd_hf.script_args", "wkd_hf.recipes", "wkd_hf.validation"]),
     # deployment: ONNX, OpenVINO, the pipeline, quantization
     ("deployment", ["wkd_hf.onnx_export", "wkd_hf.openvino_backend", "wkd_hf.pipeline",
                     "wkd_hf.quantize"]),
