@@ -33,8 +33,8 @@ LAYERS = [
                     "wkd_hf.quantize"]),
     # publishing: cards, uploads, the Space
     ("publishing", ["wkd_hf.cards", "wkd_hf.hub", "wkd_hf.space"]),
-    # the training session train_teacher.py and distill.py run
-    ("session", ["wkd_hf.run"]),
+    # what the scripts run end to end: the training session, the evaluation
+    ("session", ["wkd_hf.run", "wkd_hf.evaluation"]),
     ("cli", ["wkd_hf.cli", "wkd_hf.space.__main__"]),
     ("scripts", ["training_scripts"]),
 ]
