@@ -66,6 +66,7 @@ from .script_args import (
     add_training_args,
     check_args,
 )
+from .space.writer import create_space, push_run_space
 from .training import (
     GANTrainingSetup,
     NonFiniteLossError,
@@ -255,8 +256,6 @@ class RunSession:
                 push_output_dir(args.output_dir, args.hub_model_id, token=args.hub_token,
                                 private=args.hub_private_repo)
                 if getattr(args, "hub_space_id", None):
-                    from .space.writer import push_run_space
-
                     url = push_run_space(args.output_dir, args, self.validation_batch)
                     logger.info(f"Wrote the Space {url}", main_process_only=True)
             except HubUnreachableError as error:
@@ -414,8 +413,6 @@ def _prepare_hub_repo(args: argparse.Namespace) -> None:
     url = prepare_hub_repo(args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
     logger.info(f"Will upload to {url}", main_process_only=True)
     if getattr(args, "hub_space_id", None):  # a bad Space name or token fails before training too
-        from .space.writer import create_space
-
         _, url = create_space(args.hub_space_id, args.hub_token, args.hub_private_repo)
         logger.info(f"Will write the Space {url}", main_process_only=True)
 
