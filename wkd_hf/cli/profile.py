@@ -27,7 +27,7 @@ from ..metrics.efficiency import (
 from ..models import load_pretrained_model
 from ..models.building import build_student
 from ..safe_files import write_text_beside
-from . import fail, parse_device
+from . import fail, guarded, parse_device
 
 PROG = "wkd-profile"
 
@@ -197,6 +197,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``wkd-profile`` console script; prints a table, optionally writes JSON.
     Bad arguments, devices, output paths, models or resolutions exit with one ``error:`` line."""
     args = _parse_args(argv)
+    return guarded(PROG, lambda: _profile(args))
+
+
+def _profile(args: argparse.Namespace) -> int:
     _check_device(args.device)
     if args.json:
         _check_json_path(args.json)
