@@ -29,8 +29,8 @@ LAYERS = [
     # runs: the argument schema, the recipes the scripts share, validation and --keep_best
     ("runs", ["wkd_hf.script_args", "wkd_hf.recipes", "wkd_hf.validation"]),
     # deployment: ONNX, OpenVINO, the pipeline, quantization
-    ("deployment", ["wkd_hf.onnx_export", "wkd_hf.openvino_backend", "wkd_hf.pipeline",
-                    "wkd_hf.quantize"]),
+    ("deployment", ["wkd_hf.graph_rewrites", "wkd_hf.onnx_export", "wkd_hf.openvino_backend",
+                    "wkd_hf.pipeline", "wkd_hf.quantize"]),
     # publishing: cards, uploads, the Space
     ("publishing", ["wkd_hf.cards", "wkd_hf.hub", "wkd_hf.space"]),
     # what the scripts run end to end: the training session, the evaluation
