@@ -139,7 +139,7 @@ def test_teacher_discriminator_depth_flag(flags, layers):
 
 def test_teacher_hub_id_reaches_the_card_and_does_not_block_a_resume():
     from wkd_hf.cards import base_model_for
-    from wkd_hf.script_args import RUN_ONLY_ARGS
+    from wkd_hf.run_record import RUN_ONLY_ARGS
 
     args = _script("distill").parse_args(["--train_data_dir", "d", "--output_dir", "o",
                                           "--teacher_model_name_or_path", "./teacher",

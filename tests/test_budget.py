@@ -6,7 +6,7 @@ import torch
 from wkd_hf.budget import parse_macs, pick_student
 from wkd_hf.metrics.efficiency import count_macs
 from wkd_hf.models import ResnetGenerator, UnetGenerator
-from wkd_hf.recipes import build_student
+from wkd_hf.models.building import build_student
 
 RES = 32
 
@@ -99,7 +99,7 @@ def test_distill_flags_pick_the_student(tmp_path, teacher):
 
 
 def test_profile_suggest_lists_candidates(tmp_path, capsys):
-    from wkd_hf.metrics.efficiency import main
+    from wkd_hf.cli.profile import main
 
     torch.manual_seed(0)
     ResnetGenerator(ngf=32, n_blocks=1).save_pretrained(tmp_path / "t")

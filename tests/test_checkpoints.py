@@ -19,13 +19,19 @@ from accelerate import Accelerator
 
 from conftest import ROOT, load_script, run_script
 from wkd_hf import load_pretrained_model
-from wkd_hf.checkpointing import load_run_state, save_run_state
+from wkd_hf.checkpointing import (
+    LoopState,
+    list_checkpoints,
+    load_run_state,
+    resolve_resume_checkpoint,
+    save_checkpoint,
+    save_run_state,
+)
 from wkd_hf.distillation import ImagePool
 from wkd_hf.errors import WKDError
 from wkd_hf.processes import LOCK_FILE, release_output_dirs
 from wkd_hf.run import run_cli
 from wkd_hf.script_args import check_args
-from wkd_hf.training import LoopState, list_checkpoints, resolve_resume_checkpoint, save_checkpoint
 
 SCRIPT = str(ROOT / "training_scripts" / "distill.py")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

@@ -11,15 +11,15 @@ import pytest
 import torch
 from torch import nn
 
+from wkd_hf.cli.convert import main
 from wkd_hf.conversion import (
     UnrecognizedCheckpointError,
     UnsafeCheckpointError,
     convert_pix2pix_checkpoint,
     infer_architecture,
-    main,
 )
+from wkd_hf.hub_access import HubUnreachableError
 from wkd_hf.models import (
-    HubUnreachableError,
     PatchDiscriminator,
     ResnetGenerator,
     UnetGenerator,

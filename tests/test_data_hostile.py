@@ -360,7 +360,8 @@ def test_path_only_images_of_a_hub_dataset_stay_in_the_caches_or_on_the_hub(tmp_
                                                                             monkeypatch):
     """A Hub dataset (no local folder) may name files in the Hugging Face caches or hf:// URLs;
     a path-only value pointing anywhere else on the user's disk is a bad row, never read."""
-    from wkd_hf.data import sources
+    from wkd_hf.data.columns import guard_local_paths
+    from wkd_hf.data.images import REFUSED_PATH_PREFIX
 
     cache = tmp_path / "hf_cache"
     monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(cache))
@@ -374,8 +375,8 @@ def test_path_only_images_of_a_hub_dataset_stay_in_the_caches_or_on_the_hub(tmp_
         dataset = datasets.Dataset.from_dict({"image": values}, features=features)
         if streaming:
             dataset = dataset.to_iterable_dataset()
-        guarded = [row["image"] for row in sources.guard_local_paths(dataset, None, "image")]
+        guarded = [row["image"] for row in guard_local_paths(dataset, None, "image")]
         assert [v["bytes"] for v in guarded[:2]] == [None, None]
         for value in guarded[2:]:
-            assert value["bytes"].startswith(sources.REFUSED_PATH_PREFIX)
+            assert value["bytes"].startswith(REFUSED_PATH_PREFIX)
             assert b"outside the Hugging Face caches" in value["bytes"]

@@ -24,7 +24,6 @@ from data_fixtures import (
     _write_junk,
 )
 from wkd_hf.data import (
-    DatasetUnreachableError,
     PairedTransform,
     UnalignedDataset,
     UnpairedTransform,
@@ -34,6 +33,7 @@ from wkd_hf.data import (
     load_unpaired_datasets,
 )
 from wkd_hf.data import sources as sources_module
+from wkd_hf.hub_access import HubUnreachableError
 
 # ----------------------------------------------------------------------------- paired sources
 PAIRED_KINDS = ["side_by_side", "metadata", "parquet", "dataset_name_folder", "saved_to_disk"]
@@ -146,9 +146,9 @@ def test_paired_loader_refuses_a_cyclegan_folder(cyclegan_folder, cache_dir):
 
 
 def test_offline_hub_id_fails_fast(hub_offline, cache_dir, requested_sleeps):
-    with pytest.raises(DatasetUnreachableError, match="--train_data_dir"):
+    with pytest.raises(HubUnreachableError, match="--train_data_dir"):
         load_paired_dataset(dataset_name="wkd-hf-tests/no-such-dataset", cache_dir=cache_dir)
-    with pytest.raises(DatasetUnreachableError, match="--train_data_dir"):
+    with pytest.raises(HubUnreachableError, match="--train_data_dir"):
         load_unpaired_datasets(dataset_name="wkd-hf-tests/no-such-dataset", streaming=True)
     assert sum(requested_sleeps) < 1  # no retry back-off
 
@@ -156,7 +156,7 @@ def test_offline_hub_id_fails_fast(hub_offline, cache_dir, requested_sleeps):
 def test_unreachable_hub_fails_fast_without_offline_mode(monkeypatch, cache_dir, requested_sleeps):
     monkeypatch.setattr(sources_module, "_hub_offline", lambda: False)
     monkeypatch.setattr(sources_module, "_hub_reachable", lambda timeout=3.0: False)
-    with pytest.raises(DatasetUnreachableError, match="HF_HUB_OFFLINE=1.*--train_data_dir"):
+    with pytest.raises(HubUnreachableError, match="HF_HUB_OFFLINE=1.*--train_data_dir"):
         load_paired_dataset(dataset_name="huggan/facades", cache_dir=cache_dir)
     assert sum(requested_sleeps) < 1  # no retry back-off
 

@@ -45,7 +45,7 @@ def test_quick_demo_runs_end_to_end(tmp_path, capsys):
     command = printed.rstrip().splitlines()[-1].split()
     assert command == ["wkd-space", "--model", str(tmp_path / "student_wkd"), "--teacher",
                        str(tmp_path / "teacher"), "--size_mode", "pad", "--launch"]
-    from wkd_hf.space.cli import main as wkd_space
+    from wkd_hf.cli.space import main as wkd_space
 
     assert wkd_space([*command[1:-1], "--output_dir", str(tmp_path / "space")]) == 0
     assert (tmp_path / "space" / "examples" / "example_0.png").is_file()  # validation images

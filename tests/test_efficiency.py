@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from wkd_hf.cli.profile import main
 from wkd_hf.metrics.efficiency import (
     EfficiencyProfile,
     compression_ratios,
@@ -12,7 +13,6 @@ from wkd_hf.metrics.efficiency import (
     count_parameters,
     format_profiles,
     interleaved,
-    main,
     measure_latencies,
     measure_latency,
     profile_model,
@@ -242,10 +242,10 @@ def test_measure_latencies_interleaves_forwards(fake_time):
 
 def _fake_cli(monkeypatch, fake_time, delays_ms: dict, widths: dict):
     """``wkd-profile`` loads ``_Timed`` models named as in ``delays_ms`` instead of folders."""
-    import wkd_hf.metrics.efficiency as efficiency
+    import wkd_hf.cli.profile as profile_cli
 
     models = {n: _Timed(n, fake_time, d, [], widths[n]) for n, d in delays_ms.items()}
-    monkeypatch.setattr(efficiency, "_load", lambda name, subfolder: models[name])
+    monkeypatch.setattr(profile_cli, "_load", lambda name, subfolder: models[name])
 
 
 def test_cli_speedup_is_reference_over_model(monkeypatch, fake_time, tmp_path, capsys):

@@ -17,7 +17,7 @@ from torch import nn
 from conftest import TINY_RUN, run_script
 from wkd_hf.conversion import convert_pix2pix_checkpoint
 from wkd_hf.models import ResnetGenerator, SubMobileResnetGenerator, load_pretrained_model
-from wkd_hf.recipes import build_student
+from wkd_hf.models.building import build_student
 
 
 class RefSeparableConv(nn.Module):

@@ -6,10 +6,12 @@ import pytest
 from huggingface_hub import ModelCard
 
 from wkd_hf import hub
+from wkd_hf.cards import build_model_card
+from wkd_hf.hub_access import HubUnreachableError, hub_advice, hub_unreachable_reason
 
 
 def render(tmp_path, teacher="someone/pix2pix-facades"):
-    card = hub.build_model_card(
+    card = build_model_card(
         model_name="facades-student", repo_id="me/facades-student", class_name="ResnetGenerator",
         task="facades (BtoA)", resolution=256, command="accelerate launch distill.py --x 1",
         data_description="local folder `facades`", teacher=teacher, datasets=["huggan/facades"],
@@ -46,7 +48,7 @@ def test_local_teacher_is_not_a_base_model(tmp_path):
 
 def test_push_offline_fails_fast_with_advice(tmp_path, monkeypatch, requested_sleeps):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    with pytest.raises(hub.HubUnavailableError, match="HF_HUB_OFFLINE=1.*hf upload") as error:
+    with pytest.raises(HubUnreachableError, match="HF_HUB_OFFLINE=1.*hf upload") as error:
         hub.push_output_dir(tmp_path, "me/x", token="hf_fake")
     assert sum(requested_sleeps) < 1  # no retry back-off
     assert "Unset HF_HUB_OFFLINE" in str(error.value) and "Check the network" not in str(error.value)
@@ -55,7 +57,7 @@ def test_push_offline_fails_fast_with_advice(tmp_path, monkeypatch, requested_sl
 def test_push_unreachable_endpoint_fails_fast(tmp_path, monkeypatch, requested_sleeps):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")
-    with pytest.raises(hub.HubUnavailableError, match="does not answer.*hf upload") as error:
+    with pytest.raises(HubUnreachableError, match="does not answer.*hf upload") as error:
         hub.push_output_dir(tmp_path, "me/x")
     assert sum(requested_sleeps) < 1  # no retry back-off
     assert "Check the network" in str(error.value) and "HF_HUB_OFFLINE" not in str(error.value)
@@ -65,14 +67,14 @@ def test_offline_advice_differs_by_situation(monkeypatch):
     """Offline mode on: turn it off or go local. Hub silent: check the network, go local, or turn
     offline mode on to skip the probe. Never "offline mode is on ... set HF_HUB_OFFLINE=1"."""
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
-    assert hub.hub_unreachable_reason() == "offline mode is on (HF_HUB_OFFLINE=1)"
-    offline = hub.hub_advice("pass --train_data_dir")
+    assert hub_unreachable_reason() == "offline mode is on (HF_HUB_OFFLINE=1)"
+    offline = hub_advice("pass --train_data_dir")
     assert offline == "Unset HF_HUB_OFFLINE to reach the Hub, or pass --train_data_dir."
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    silent = hub.hub_advice("pass --train_data_dir")
+    silent = hub_advice("pass --train_data_dir")
     assert silent.startswith("Check the network (or HF_ENDPOINT), pass --train_data_dir")
     assert "set HF_HUB_OFFLINE=1 to skip this check" in silent and "Unset" not in silent
-    assert "HF_HUB_OFFLINE" not in hub.hub_advice("upload later", cache=False)
+    assert "HF_HUB_OFFLINE" not in hub_advice("upload later", cache=False)
 
 
 def test_push_skips_checkpoints_and_logs(tmp_path, monkeypatch):
@@ -92,7 +94,7 @@ def test_push_skips_checkpoints_and_logs(tmp_path, monkeypatch):
 
 def test_local_dataset_paths_never_reach_the_metadata(tmp_path):
     (tmp_path / "facades").mkdir()
-    card = hub.build_model_card(
+    card = build_model_card(
         model_name="s", repo_id="./s", class_name="ResnetGenerator", task="facades (B -> A)",
         resolution=32, command="x", data_description="a local folder `facades`",
         datasets=[str(tmp_path / "facades"), "./facades", "huggan/facades"],

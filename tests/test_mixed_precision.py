@@ -11,10 +11,10 @@ from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
 from wkd_hf import run as run_module
-
+from wkd_hf.checkpointing import LoopState
 from wkd_hf.distillation import PairedDistiller, WKDConfig
 from wkd_hf.models import PatchDiscriminator, ResnetGenerator
-from wkd_hf.training import GANTrainingSetup, LoopState, _train_step
+from wkd_hf.training import GANTrainingSetup, _train_step
 
 ARGS = argparse.Namespace(skip_nan_steps=0, output_dir=".")
 
@@ -167,7 +167,7 @@ def inductor_accelerator():
 
 def test_the_teacher_is_compiled_when_the_students_are(inductor_accelerator, monkeypatch,
                                                        tmp_path):
-    from wkd_hf.distillation import _unwrap
+    from wkd_hf.distillation.base import _unwrap
 
     session = _session(inductor_accelerator, monkeypatch, tmp_path)
     student, discriminator = _networks()

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from wkd_hf.conversion import UnrecognizedCheckpointError, convert_pix2pix_checkpoint
+from wkd_hf.hub_access import HubUnreachableError
 from wkd_hf.models import (
     CorruptWeightsError,
-    HubUnreachableError,
     PatchDiscriminator,
     ResnetGenerator,
     SubMobileResnetGenerator,
@@ -20,7 +20,8 @@ from wkd_hf.models import (
     WrongModelClassError,
     load_pretrained_model,
 )
-from wkd_hf.recipes import build_discriminator, check_teacher_fits_data, load_generator
+from wkd_hf.models.building import build_discriminator, load_generator
+from wkd_hf.recipes import check_teacher_fits_data
 
 LFS_POINTER = (b"version https://git-lfs.github.com/spec/v1\n"
                b"oid sha256:0ab6b7a4312a94187078a631608d89f2d5ab8036e4469b4a56508cf27faf3e78\n"

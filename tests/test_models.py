@@ -5,8 +5,8 @@ import json
 import pytest
 import torch
 
+from wkd_hf.hub_access import HubUnreachableError
 from wkd_hf.models import (
-    HubUnreachableError,
     NotAModelFolderError,
     PatchDiscriminator,
     ResnetGenerator,

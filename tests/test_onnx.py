@@ -5,13 +5,13 @@ import onnx
 import pytest
 import torch
 
+from wkd_hf.cli.export_onnx import main
 from wkd_hf.models import ResnetGenerator, SubMobileResnetGenerator, UnetGenerator
 from wkd_hf.onnx_export import (
     OnnxGenerator,
     OnnxParityError,
     check_parity,
     export_onnx,
-    main,
     real_images,
 )
 

@@ -9,6 +9,7 @@ from PIL import Image
 
 pytest.importorskip("openvino", reason="openvino not installed (pip install 'wkd_hf[deploy]')")
 
+from wkd_hf.cli.translate import main  # noqa: E402
 from wkd_hf.models import ResnetGenerator  # noqa: E402
 from wkd_hf.onnx_export import export_onnx, real_images  # noqa: E402
 from wkd_hf.openvino_backend import (  # noqa: E402
@@ -17,7 +18,7 @@ from wkd_hf.openvino_backend import (  # noqa: E402
     check_openvino_parity,
     cpu_capabilities,
 )
-from wkd_hf.pipeline import ImageTranslationPipeline, main  # noqa: E402
+from wkd_hf.pipeline import ImageTranslationPipeline  # noqa: E402
 
 
 def _model(block_type="resnet"):

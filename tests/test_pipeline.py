@@ -7,8 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from wkd_hf.cli.translate import main
 from wkd_hf.models import ResnetGenerator, UnetGenerator
-from wkd_hf.pipeline import ImageTranslationPipeline, main, size_rule
+from wkd_hf.models.layers import size_rule
+from wkd_hf.pipeline import ImageTranslationPipeline
 
 
 def _resnet(seed=0, **kwargs):

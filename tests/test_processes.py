@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT
+from wkd_hf.checkpointing import list_checkpoints
 from wkd_hf.processes import LOCK_FILE
-from wkd_hf.training import list_checkpoints
 
 SCRIPT = str(ROOT / "training_scripts" / "distill.py")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

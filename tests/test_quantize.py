@@ -10,9 +10,10 @@ import pytest
 import torch
 from PIL import Image
 
+from wkd_hf.cli.quantize import main
 from wkd_hf.models import ResnetGenerator
 from wkd_hf.onnx_export import OnnxGenerator, export_onnx, real_images
-from wkd_hf.quantize import load_images, main, psnr_db, quality, quantize_int8
+from wkd_hf.quantize import load_images, psnr_db, quality, quantize_int8
 
 
 def _model():

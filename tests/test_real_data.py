@@ -13,6 +13,7 @@ from PIL import Image
 from conftest import TINY_RUN, run_script, train_cycle_teacher, train_pix2pix_teacher
 from data_fixtures import _first_row, require_shared_module
 from wkd_hf import ResnetGenerator, WKDConfig
+from wkd_hf.cli.profile import main as profile_main
 from wkd_hf.conversion import convert_pix2pix_checkpoint
 from wkd_hf.data import (
     PairedTransform,
@@ -22,7 +23,6 @@ from wkd_hf.data import (
     load_unpaired_datasets,
 )
 from wkd_hf.metrics.efficiency import count_parameters
-from wkd_hf.metrics.efficiency import main as profile_main
 from wkd_hf.models import PatchDiscriminator, SubMobileResnetGenerator, load_pretrained_model
 
 ROOT = require_shared_module("facades", "horse2zebra", "gan_compression_h2z")

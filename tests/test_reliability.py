@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 
 from conftest import ROOT
 from wkd_hf import ResnetGenerator
-from wkd_hf.training import list_checkpoints, resolve_resume_checkpoint
+from wkd_hf.checkpointing import list_checkpoints, resolve_resume_checkpoint
 
 SCRIPT = str(ROOT / "training_scripts" / "distill.py")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
@@ -73,7 +73,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, photo_pairs, pix2pix_tea
 KILL_DURING_SAVE = """
 import os, signal, sys, torch
 from accelerate import Accelerator
-from wkd_hf.training import LoopState, save_checkpoint
+from wkd_hf.checkpointing import LoopState, save_checkpoint
 out = sys.argv[1]
 accelerator = Accelerator(cpu=True)
 model = accelerator.prepare(torch.nn.Linear(64, 64))
@@ -99,7 +99,7 @@ def test_sigkill_during_a_save_keeps_latest_loadable(tmp_path):
     assert latest.name == "checkpoint-1"
     from accelerate import Accelerator
 
-    from wkd_hf.training import LoopState
+    from wkd_hf.checkpointing import LoopState
 
     accelerator = Accelerator(cpu=True)
     accelerator.prepare(torch.nn.Linear(64, 64))

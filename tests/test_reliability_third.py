@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from third_pass_helpers import (
     distill,
     distill_argv,
@@ -17,6 +16,7 @@ from third_pass_helpers import (
     tiny_generator,
     write_results,
 )
+
 from wkd_hf.errors import WKDError
 
 
@@ -61,9 +61,9 @@ def test_inception_weights_that_are_not_a_torch_file_are_one_clear_line(tmp_path
 
 def test_real_inception_weights_still_load_weights_only(tmp_path):
     pytest.importorskip("torch_fidelity")
-    from wkd_hf.metrics import fid
-
     from inception_fixtures import save_random_inception_weights
+
+    from wkd_hf.metrics import fid
 
     path = save_random_inception_weights(tmp_path / "random.pth")
     extractor = fid.InceptionFeatures(path)
@@ -127,7 +127,7 @@ def test_a_lock_that_is_not_a_regular_file_is_refused_and_its_target_untouched(t
 
 @pytest.mark.parametrize("where", ["same", "inside", "file-beside"])
 def test_translate_never_overwrites_or_retranslates_its_inputs(tmp_path, capsys, where):
-    from wkd_hf.pipeline import main
+    from wkd_hf.cli.translate import main
 
     data = tmp_path / "in"
     data.mkdir()
@@ -148,7 +148,7 @@ def test_translate_never_overwrites_or_retranslates_its_inputs(tmp_path, capsys,
 # ----------------------------------------------------------------------------- 6, 17, 24, 25: ONNX
 def test_a_failed_onnx_check_keeps_the_earlier_export(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    from wkd_hf.onnx_export import main
+    from wkd_hf.cli.export_onnx import main
 
     model = tmp_path / "model"
     tiny_generator().save_pretrained(model)
@@ -163,7 +163,8 @@ def test_a_failed_onnx_check_keeps_the_earlier_export(tmp_path, capsys):
 
 def test_onnx_export_errors_are_short_lines(tmp_path, capsys):
     pytest.importorskip("onnxruntime")
-    from wkd_hf.onnx_export import export_onnx, main
+    from wkd_hf.cli.export_onnx import main
+    from wkd_hf.onnx_export import export_onnx
 
     model = tmp_path / "model"
     tiny_generator().save_pretrained(model)
@@ -193,8 +194,8 @@ def test_onnx_metadata_with_size_multiple_zero_is_refused(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 8: wkd-convert
-def test_convert_into_an_existing_model_folder_is_refused_and_keeps_it(tmp_path, caplog):
-    from wkd_hf.conversion import main
+def test_convert_into_an_existing_model_folder_is_refused_and_keeps_it(tmp_path, capsys):
+    from wkd_hf.cli.convert import main
 
     model = tmp_path / "model"
     tiny_generator().save_pretrained(model)
@@ -203,7 +204,9 @@ def test_convert_into_an_existing_model_folder_is_refused_and_keeps_it(tmp_path,
     torch.save(tiny_generator(1).state_dict(), tmp_path / "latest_net_G.pth")
     assert main(["--checkpoint", str(tmp_path / "latest_net_G.pth"), "--output_dir",
                  str(model)]) == 1
-    assert "not an empty folder" in caplog.text
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wkd-convert: error: ") and "\n" not in err  # one line
+    assert "not an empty folder" in err
     assert {p.name: p.read_bytes() for p in model.iterdir()} == before
     fresh = tmp_path / "fresh"
     fresh.mkdir()  # an empty folder is fine, and gets the whole model at once
@@ -286,7 +289,7 @@ def test_real_statistics_never_go_through_a_link_or_block_on_a_fifo(tmp_path):
 
 
 def test_translate_replaces_a_link_in_output_instead_of_writing_through_it(tmp_path, capsys):
-    from wkd_hf.pipeline import main
+    from wkd_hf.cli.translate import main
 
     (tmp_path / "in").mkdir()
     photo().save(tmp_path / "in" / "a.png")
@@ -303,7 +306,7 @@ def test_translate_replaces_a_link_in_output_instead_of_writing_through_it(tmp_p
 
 @pytest.mark.parametrize("kind", ["symlink", "fifo"])
 def test_profile_json_never_goes_through_a_link_or_fifo(tmp_path, kind):
-    from wkd_hf.metrics.efficiency import main
+    from wkd_hf.cli.profile import main
 
     tiny_generator().save_pretrained(tmp_path / "g")
     victim = tmp_path / "victim"

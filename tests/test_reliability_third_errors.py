@@ -6,8 +6,6 @@ import os
 
 import pytest
 import torch
-
-from conftest import free_port
 from third_pass_helpers import (
     distill,
     distill_argv,
@@ -15,6 +13,8 @@ from third_pass_helpers import (
     tiny_generator,
     tiny_pipe,
 )
+
+from conftest import free_port
 from wkd_hf.errors import WKDError
 
 
@@ -187,7 +187,7 @@ def test_hand_edited_checkpoints_are_one_clear_line(tmp_path, checkpointed_run, 
 
 # ----------------------------------------------------------------------------- 19: wkd-profile
 def test_profile_at_a_resolution_beyond_memory_is_one_clear_line(tmp_path):
-    from wkd_hf.metrics.efficiency import main
+    from wkd_hf.cli.profile import main
 
     tiny_generator().save_pretrained(tmp_path / "g")
     with pytest.raises(SystemExit, match=r"wkd-profile: error: --resolution 1000000 needs more "

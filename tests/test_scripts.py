@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from conftest import ROOT, TINY_RUN, free_port, run_script
 from wkd_hf import ResnetGenerator, WKDConfig
-from wkd_hf.hub import HubUnavailableError
+from wkd_hf.hub_access import HubUnreachableError
 from wkd_hf.models import PatchDiscriminator, load_pretrained_model
 
 STUDENT = ["--student_ngf", "4", "--discriminator_ndf", "4", "--wkd_levels", "3"]
@@ -126,7 +126,7 @@ def test_push_offline_fails_before_training_or_trains_anyway_and_keeps_the_outpu
     out = tmp_path / "student"
     monkeypatch.setattr(run_module, "run_gan_training",
                         lambda *a, **k: pytest.fail("trained although the Hub was unreachable"))
-    with pytest.raises(HubUnavailableError, match="HF_HUB_OFFLINE=1.*--train_if_hub_unreachable"):
+    with pytest.raises(HubUnreachableError, match="HF_HUB_OFFLINE=1.*--train_if_hub_unreachable"):
         distill(photo_pairs, pix2pix_teacher, out, "--push_to_hub", "--hub_model_id", "me/x")
     monkeypatch.undo()
     with pytest.raises(SystemExit, match="(?s)HF_HUB_OFFLINE=1.*local output in .* is complete"):
@@ -148,10 +148,10 @@ def test_push_creates_the_repo_before_training_and_a_bad_token_stops_it(
     import huggingface_hub
     from huggingface_hub.errors import HfHubHTTPError
 
-    from wkd_hf import hub
+    from wkd_hf import hub_access
     from wkd_hf import run as run_module
 
-    monkeypatch.setattr(hub, "hub_reachable", lambda timeout=3.0: True)
+    monkeypatch.setattr(hub_access, "hub_reachable", lambda timeout=3.0: True)
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     order = []
 
@@ -162,7 +162,7 @@ def test_push_creates_the_repo_before_training_and_a_bad_token_stops_it(
 
     monkeypatch.setattr(huggingface_hub, "create_repo", refuse)
     monkeypatch.setattr(run_module, "run_gan_training", lambda *a, **k: order.append("train"))
-    with pytest.raises(HubUnavailableError, match="Cannot create or open the Hub repo 'me/x'.*401"):
+    with pytest.raises(HubUnreachableError, match="Cannot create or open the Hub repo 'me/x'.*401"):
         distill(photo_pairs, pix2pix_teacher, tmp_path / "s", "--push_to_hub", "--hub_model_id",
                 "me/x", "--hub_token", "hf_badbadbad")
     assert order == ["create_repo"]

@@ -13,7 +13,7 @@ import torch
 from conftest import ROOT, load_script, run_script
 from wkd_hf.errors import WKDError
 from wkd_hf.processes import release_output_dirs
-from wkd_hf.script_args import command_line
+from wkd_hf.run_record import command_line
 
 SCRIPT = str(ROOT / "training_scripts" / "distill.py")
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

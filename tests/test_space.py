@@ -14,9 +14,10 @@ from huggingface_hub import metadata_load
 from PIL import Image
 
 import wkd_hf
+from wkd_hf.cli import space as cli
 from wkd_hf.models import ResnetGenerator
 from wkd_hf.pipeline import ImageTranslationPipeline
-from wkd_hf.space import cli, writer
+from wkd_hf.space import writer
 from wkd_hf.space.models import load_networks, open_upload
 
 pytest.importorskip("gradio")
@@ -314,9 +315,8 @@ def test_cyclegan_examples_are_both_domains_validation_images(cycle_teacher, pho
 def test_distill_push_writes_the_space_too(pix2pix_teacher, photo_pairs, tmp_path, monkeypatch):
     """``distill.py --push_to_hub --hub_space_id``: after the model's upload, its Space: the
     student by its Hub id, the teacher by --teacher_hub_id, the run's validation images."""
-    from conftest import run_script
-
     import wkd_hf.run
+    from conftest import run_script
 
     RecordingApi.calls = []
     monkeypatch.setattr(huggingface_hub, "HfApi", RecordingApi)

@@ -7,9 +7,10 @@ import pytest
 import torch
 from accelerate import Accelerator
 
+from wkd_hf.checkpointing import LoopState
 from wkd_hf.distillation import PairedDistiller, WKDConfig
 from wkd_hf.models import PatchDiscriminator, ResnetGenerator
-from wkd_hf.training import GANTrainingSetup, LoopState, run_gan_training
+from wkd_hf.training import GANTrainingSetup, run_gan_training
 
 READS = ("item", "tolist", "__float__", "__bool__")  # tensor -> Python: a host sync on a GPU
 

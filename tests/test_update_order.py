@@ -8,9 +8,10 @@ import torch
 from accelerate import Accelerator
 from objective_reference import gan, l1
 
+from wkd_hf.checkpointing import LoopState
 from wkd_hf.distillation import CycleDistiller, PairedDistiller, WKDConfig
 from wkd_hf.models import PatchDiscriminator, ResnetGenerator
-from wkd_hf.training import GANTrainingSetup, LoopState, _train_step
+from wkd_hf.training import GANTrainingSetup, _train_step
 
 
 def _generator(seed: int) -> ResnetGenerator:

@@ -12,7 +12,7 @@ Pickles that carry code are refused; see ``wkd_hf.conversion`` for what is suppo
 
 import sys
 
-from wkd_hf.conversion import main
+from wkd_hf.cli.convert import main
 
 if __name__ == "__main__":
     sys.exit(main())

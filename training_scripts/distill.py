@@ -25,16 +25,15 @@ from wkd_hf.distillation import (
     build_feature_kd,
     default_gan_mode,
 )
+from wkd_hf.models.building import build_discriminator, build_student
 from wkd_hf.recipes import (
-    build_discriminator,
-    build_student,
     check_resolution_fits,
     check_teacher_fits_data,
     discriminator_init_paths,
     load_teachers,
 )
-from wkd_hf.run import GANRun, ScriptArgumentParser, add_common_args, prepare_run, run_cli
-from wkd_hf.script_args import add_cycle_objective_args
+from wkd_hf.run import GANRun, add_common_args, prepare_run, run_cli
+from wkd_hf.script_args import ScriptArgumentParser, add_cycle_objective_args
 
 logger = get_logger(__name__)
 

@@ -16,9 +16,10 @@ import sys
 
 from wkd_hf.distillation import CycleDistiller, PairedDistiller, WKDConfig, default_gan_mode
 from wkd_hf.models import ResnetGenerator, UnetGenerator
-from wkd_hf.recipes import build_discriminator, check_resolution_fits
-from wkd_hf.run import GANRun, ScriptArgumentParser, add_common_args, prepare_run, run_cli
-from wkd_hf.script_args import add_cycle_objective_args
+from wkd_hf.models.building import build_discriminator
+from wkd_hf.recipes import check_resolution_fits
+from wkd_hf.run import GANRun, add_common_args, prepare_run, run_cli
+from wkd_hf.script_args import ScriptArgumentParser, add_cycle_objective_args
 
 
 def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:

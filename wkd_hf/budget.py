@@ -20,6 +20,10 @@ import re
 import torch
 from torch import nn
 
+from .metrics.efficiency import count_macs, count_parameters, profile_model
+from .models import UnetGenerator
+from .models.building import build_student
+
 BLOCK_CHOICES = ("resnet", "mobile", "auto")
 _SUFFIXES = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
@@ -67,8 +71,6 @@ class StudentChoice:
 
     def build(self) -> nn.Module:
         """A freshly initialised student (``wkd_hf.recipes.build_student``)."""
-        from .recipes import build_student
-
         if self.teacher is None:
             raise ValueError("this StudentChoice has no teacher to build from")
         return build_student(self.teacher, self.ngf, self.block_type, self.n_blocks)
@@ -89,8 +91,6 @@ class StudentChoice:
 
 def _count(model_fn, resolution: int) -> tuple[int, int]:
     """(MACs per image, params) of the model ``model_fn()`` builds, on the meta device."""
-    from .metrics.efficiency import count_macs, count_parameters
-
     with torch.device("meta"):
         model = model_fn()
     return count_macs(model, resolution), count_parameters(model)
@@ -99,14 +99,10 @@ def _count(model_fn, resolution: int) -> tuple[int, int]:
 def student_macs(teacher: nn.Module, ngf: int, block_type: str | None = None,
                  n_blocks: int | None = None, resolution: int = 256) -> tuple[int, int]:
     """(MACs, params) of ``build_student(teacher, ngf, block_type, n_blocks)`` at ``resolution``."""
-    from .recipes import build_student
-
     return _count(lambda: build_student(teacher, ngf, block_type, n_blocks), resolution)
 
 
 def _block_types(teacher: nn.Module, block_type: str | None) -> list[str | None]:
-    from .models import UnetGenerator
-
     if block_type not in (None, *BLOCK_CHOICES):
         raise ValueError(f"block_type must be one of {BLOCK_CHOICES} or None; got {block_type!r}")
     if isinstance(teacher, UnetGenerator):
@@ -204,8 +200,6 @@ def candidate_students(teacher: nn.Module, resolution: int = 256,
                        ) -> list[tuple[str, int, str | None]]:
     """(label, ngf, block_type) of the usual student sizes narrower than the teacher, for
     ``wkd-profile --suggest``."""
-    from .models import UnetGenerator
-
     teacher_ngf = int(getattr(teacher.config, "ngf", 0) or 64)
     kinds: tuple[str | None, ...] = (None,) if isinstance(teacher, UnetGenerator) else block_types
     out = []
@@ -221,9 +215,6 @@ def suggest_students(teacher: nn.Module, resolution: int = 256, latency: bool = 
                      device: str = "cpu", **latency_kwargs) -> list:
     """``EfficiencyProfile`` of the teacher, then of each of :func:`candidate_students` (fresh
     weights: latency does not depend on them), for ``wkd-profile --suggest``."""
-    from .metrics.efficiency import profile_model
-    from .recipes import build_student
-
     rows = [("teacher", teacher)]
     rows += [(label, build_student(teacher, ngf, kind))
              for label, ngf, kind in candidate_students(teacher, resolution)]

@@ -21,7 +21,10 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 
-from .script_args import public_args
+from . import __version__, recipes
+from .metrics.efficiency import count_macs, count_parameters
+from .names import ARGS_FILE, CYCLE_SUBFOLDERS
+from .run_record import public_args
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +37,6 @@ WKD_PAPER = "[Wavelet Knowledge Distillation](https://arxiv.org/abs/2203.06321) 
             "CVPR 2022)"
 SPLIT_NAMES = {"train", "training", "test", "testing", "val", "valid", "validation"}
 HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")
-CYCLE_SUBFOLDERS = {"a2b": "generator_a2b", "b2a": "generator_b2a"}  # as recipes'
 CYCLE_ONLY = ("lambda_cycle", "lambda_identity", "pool_size")
 WKD_ONLY = ("wave", "levels", "distance", "lambda_wkd")
 FEATURE_KD_ONLY = ("kd_feature_layers",)
@@ -98,8 +100,6 @@ def build_model_card(*, model_name: str, repo_id: str, class_name: str, task: st
     Hub ids become ``base_model`` (``base_model``, else a Hub-id ``teacher``) and ``datasets``;
     ``tags`` default to a WKD student's with a teacher, else the common ones.
     """
-    from . import __version__
-
     base_model = base_model or (teacher if is_hub_id(teacher) else None)
     tags = list(tags if tags is not None else BASE_TAGS if teacher else COMMON_TAGS)
     card_data = ModelCardData(
@@ -358,8 +358,6 @@ def generator_width(generator) -> str:
 
 
 def profile(name: str, model, resolution: int) -> dict:
-    from .metrics.efficiency import count_macs, count_parameters
-
     return {"name": name, "params": count_parameters(model),
             "macs": count_macs(model, resolution)}
 
@@ -368,9 +366,6 @@ def discriminator_description(run, args, unwrap: Callable = lambda module: modul
     """One line on the discriminator(s) trained with the generator (used in training only); it
     says "shrunk" only when they are narrower than the teacher's (or, when the teacher's is
     unknown, than the reference PatchGAN's ndf 64)."""
-    from . import recipes
-    from .metrics.efficiency import count_parameters
-
     discriminator = unwrap(next(iter(run.discriminators.values())))
     count, ndf = len(run.discriminators), discriminator.config.ndf
     line = (f"Trained against {count} PatchGAN discriminator{'s' if count > 1 else ''} with "
@@ -471,7 +466,7 @@ def applicable_args(args: argparse.Namespace, config, generator) -> dict[str, An
 def save_applicable_args(args: argparse.Namespace, config, generator,
                          output_dir: str | os.PathLike) -> Path:
     """Write the final folder's ``args.json`` (checkpoints keep every argument, for resuming)."""
-    path = Path(output_dir) / "args.json"
+    path = Path(output_dir) / ARGS_FILE
     path.write_text(json.dumps(applicable_args(args, config, generator), indent=2,
                                sort_keys=True, default=str))
     return path

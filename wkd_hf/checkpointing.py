@@ -33,14 +33,13 @@ from accelerate.logging import get_logger
 from safetensors.torch import load_file, save_file
 
 from .errors import WKDError
+from .names import ARGS_FILE, STATE_FILE
+from .run_record import public_args, run_settings, save_args
 from .safe_files import is_regular_file
-from .script_args import public_args, run_settings, save_args
 
 logger = get_logger(__name__)
 
 CHECKPOINT_PATTERN = re.compile(r"^checkpoint-(\d+)$")
-STATE_FILE = "training_state.json"
-ARGS_FILE = "args.json"
 SAFE_SUFFIXES = (".json", ".safetensors")  # formats that cannot carry code
 
 

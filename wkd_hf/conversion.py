@@ -17,26 +17,24 @@ convs (ResNet); a ZeroPad2d and four stride-2 layers (discriminator).
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import pickle
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from diffusers.models.modeling_utils import ModelMixin
 from huggingface_hub.errors import EntryNotFoundError
 
-from .errors import WKDError
+from .hub_access import hub_download
 from .models import (
     MODEL_CLASSES,
     PatchDiscriminator,
     ResnetGenerator,
     SubMobileResnetGenerator,
     UnetGenerator,
-    hub_download,
     load_pretrained_model,
     read_model_config,
 )
@@ -445,32 +443,3 @@ def describe(model: ModelMixin) -> str:
     args = ", ".join(f"{k}={v!r}" for k, v in model.config.items() if not k.startswith("_"))
     params = sum(p.numel() for p in model.parameters())
     return f"{type(model).__name__}({args}): {params:,} parameters"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``wkd-convert --checkpoint PATH --output_dir DIR``: convert and save; without
-    ``--output_dir`` only report the inferred architecture."""
-    description = "Convert a pix2pix / CycleGAN / GAN Compression checkpoint to a wkd_hf folder."
-    parser = argparse.ArgumentParser(prog="wkd-convert", description=description,
-                                     allow_abbrev=False,
-                                     epilog="Recipes: see README.md, section 'Recipes'.")
-    parser.add_argument("--checkpoint", required=True,
-                        help="A .pth/.safetensors file, a folder or a Hub repo id (required).")
-    parser.add_argument("--output_dir",
-                        help="save_pretrained folder to write (default: none, only report the "
-                             "architecture).")
-    dropout_help = ("force use_dropout (U-Net checkpoints do not record it; default: true for "
-                    "batch norm, as pix2pix trains, false otherwise, as CycleGAN)")
-    parser.add_argument("--use_dropout", choices=("true", "false"), help=dropout_help)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    overrides = {} if args.use_dropout is None else {"use_dropout": args.use_dropout == "true"}
-    try:
-        model = convert_pix2pix_checkpoint(args.checkpoint, args.output_dir, overrides=overrides)
-    except (ValueError, OSError, WKDError) as err:
-        logger.error("%s: %s", type(err).__name__, err)
-        return 1
-    logger.info("Inferred %s", describe(model))
-    if args.output_dir is not None:
-        logger.info("Saved to %s (load with wkd_hf.load_pretrained_model)", args.output_dir)
-    return 0

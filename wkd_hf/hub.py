@@ -1,5 +1,5 @@
-"""Uploads of finished output folders, the Hub reachability check and its advice, and evaluation
-results in model cards (the cards themselves: :mod:`wkd_hf.cards`).
+"""Uploads of finished output folders and evaluation results in model cards (the cards
+themselves: :mod:`wkd_hf.cards`; reaching the Hub: :mod:`wkd_hf.hub_access`).
 
 Uploads never include ``checkpoint-*`` folders, temporary files or logs, and the token is passed
 straight to ``huggingface_hub``: it is never logged or written.
@@ -9,26 +9,16 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
-from huggingface_hub import ModelCard, ModelCardData, constants
+from huggingface_hub import ModelCard, ModelCardData
 
-from .cards import (  # noqa: F401  (the card code's earlier home)
-    BASE_TAGS,
-    COMMON_TAGS,
-    DEFAULT_TEMPLATE,
-    LIBRARY_NAME,
-    build_model_card,
-    efficiency_rows,
-    find_template,
-    format_count,
-    recipe_command,
-)
+from .cards import COMMON_TAGS, LIBRARY_NAME, recipe_command
 from .errors import WKDError
+from .hub_access import HubUnreachableError, hub_advice, hub_unreachable_reason
 from .safe_files import check_regular_file, refuse_link, write_text_beside
 
 logger = logging.getLogger(__name__)
@@ -36,56 +26,11 @@ logger = logging.getLogger(__name__)
 UPLOAD_IGNORE = ["checkpoint-*", ".checkpoint-*", "*.tmp", "logs/*", "logs/**", ".wkd_hf.lock"]
 
 
-class HubUnavailableError(WKDError, ConnectionError):
-    """The Hub cannot be reached (offline mode or no network); the message says what to do."""
-
-
-def hub_reachable(timeout: float = 3.0) -> bool:
-    """One HEAD request to the configured endpoint (proxies respected), no retries."""
-    from huggingface_hub.utils import get_session
-
-    try:
-        get_session().head(constants.ENDPOINT, timeout=timeout)
-    except Exception:  # noqa: BLE001 - any failure means "not reachable now"
-        return False
-    return True
-
-
-PROBE_TTL_S = 60.0  # how long one reachability probe of an endpoint is trusted
-_probes: dict[str, tuple[float, bool]] = {}  # endpoint -> (monotonic time, reachable)
-
-
-OFFLINE_REASON = "offline mode is on (HF_HUB_OFFLINE=1)"
-
-
-def hub_unreachable_reason() -> str | None:
-    """Why the Hub cannot be used now, or None: offline mode, or the endpoint did not answer one
-    :func:`hub_reachable` probe (kept a minute). Models, datasets and uploads all ask this."""
-    if constants.is_offline_mode():
-        return OFFLINE_REASON
-    endpoint = constants.ENDPOINT
-    checked_at, reachable = _probes.get(endpoint, (float("-inf"), False))
-    if time.monotonic() - checked_at > PROBE_TTL_S:
-        reachable = hub_reachable()
-        _probes[endpoint] = (time.monotonic(), reachable)
-    return None if reachable else f"the Hub at {endpoint} does not answer (no network?)"
-
-
-def hub_advice(local: str = "use a local folder", cache: bool = True) -> str:
-    """What to do, by situation. Offline mode is on: unset it, or ``local``. The Hub does not
-    answer: check the network, ``local``, or (``cache``: when a cached copy would do) set
-    HF_HUB_OFFLINE=1 to skip the probe and use the cache."""
-    if constants.is_offline_mode():
-        return f"Unset HF_HUB_OFFLINE to reach the Hub, or {local}."
-    skip = ", or set HF_HUB_OFFLINE=1 to skip this check and use what is cached" if cache else ""
-    return f"Check the network (or HF_ENDPOINT), {local}{skip}."
-
-
 def check_hub_reachable() -> None:
     """Fail within seconds, with a clear message, when nothing can be uploaded."""
     why = hub_unreachable_reason()
     if why is not None:
-        raise HubUnavailableError(
+        raise HubUnreachableError(
             f"Cannot upload: {why}. " + hub_advice(
                 "upload the finished folder later with `hf upload REPO_ID OUTPUT_DIR`",
                 cache=False))
@@ -102,7 +47,7 @@ def prepare_hub_repo(repo_id: str, token: str | None = None, private: bool = Fal
         return str(create_repo(repo_id, token=token, private=private, exist_ok=True))
     except (HfHubHTTPError, HFValidationError, ValueError) as error:
         detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise HubUnavailableError(
+        raise HubUnreachableError(
             f"Cannot create or open the Hub repo {repo_id!r} ({detail}). Check --hub_model_id "
             "(user-or-org/name) and your token (`hf auth login`, HF_TOKEN or --hub_token).") from None
 

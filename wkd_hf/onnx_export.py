@@ -18,12 +18,10 @@ rule go into the ONNX metadata, so :class:`OnnxGenerator` needs only the ``.onnx
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
 import os
-import sys
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ import torch
 from torch import nn
 
 from .graph_rewrites import apply_rewrites, check_rewrites
+from .models.layers import check_input_size, size_rule
 from .safe_files import write_beside
 
 DEFAULT_OPSET = 17
@@ -99,12 +98,6 @@ def real_images(count: int, height: int, width: int, seed: int = 0) -> torch.Ten
 
 
 # ----------------------------------------------------------------------------- export
-def _size_rule(model: nn.Module) -> tuple[int, int]:
-    from .pipeline import size_rule
-
-    return size_rule(model)
-
-
 def _config_dict(model: nn.Module) -> dict:
     config = getattr(model, "config", None)
     if config is None:
@@ -155,7 +148,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     net = copy.deepcopy(model).float().cpu().eval()
     in_channels = int(_config_dict(net).get("in_channels", 3))
-    multiple, minimum = _size_rule(net)
+    multiple, minimum = size_rule(net)
     side = _fits(resolution, multiple, minimum)
     example = real_images(batch_size, side, side)
     if in_channels != 3:
@@ -406,8 +399,6 @@ class OnnxGenerator:
         self._input = self.session.get_inputs()[0].name
 
     def check_input_size(self, height: int, width: int) -> None:
-        from .models.layers import check_input_size
-
         check_input_size(f"{self.class_name} (ONNX)", height, width, self._multiple,
                          self._minimum)
 
@@ -423,77 +414,9 @@ def onnx_pipeline(pipeline, num_threads: int | None = None, device: str = "cpu",
                   directory: str | os.PathLike | None = None):
     """An ``ImageTranslationPipeline`` running ``pipeline``'s generator in ONNX Runtime (exported,
     with the parity check, into ``directory`` or a temporary folder)."""
-    from .pipeline import ImageTranslationPipeline
-
     directory = Path(directory or tempfile.mkdtemp(prefix="wkd_onnx_"))
     path = directory / "generator.onnx"
     export_onnx(pipeline.generator, path, resolution=pipeline.resolution or 256,
                 metadata={"resolution": pipeline.resolution, "direction": pipeline.direction})
-    return ImageTranslationPipeline(OnnxGenerator(path, num_threads, device=device),
-                                    resolution=pipeline.resolution, direction=pipeline.direction)
-
-
-# ----------------------------------------------------------------------------- CLI
-def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(
-        prog="wkd-export-onnx", allow_abbrev=False,
-        description="Export a wkd_hf generator to ONNX (dynamic batch and size) and check it "
-                    "against PyTorch in ONNX Runtime.")
-    p.add_argument("--model", required=True,
-                   help="Folder or Hub id of a saved generator / pipeline / output folder, or a "
-                        "pix2pix / CycleGAN / GAN Compression checkpoint (.pth).")
-    p.add_argument("--subfolder", default=None, help="e.g. generator_b2a for a CycleGAN folder.")
-    p.add_argument("--direction", default=None, choices=("a2b", "b2a", "AtoB", "BtoA"),
-                   help="CycleGAN folders: which generator (default a2b).")
-    p.add_argument("--output", required=True, help="The .onnx file to write.")
-    p.add_argument("--resolution", type=int, default=None,
-                   help="Example input size (default: the model's training resolution, or 256).")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    p.add_argument("--static_batch", action="store_true", help="Fix the batch axis.")
-    p.add_argument("--static_size", action="store_true", help="Fix height and width.")
-    p.add_argument("--atol", type=float, default=DEFAULT_ATOL,
-                   help="Parity tolerance (max abs difference to PyTorch).")
-    p.add_argument("--no_check", action="store_true", help="Skip the parity check.")
-    p.add_argument("--exporter", choices=("torchscript", "dynamo"), default="torchscript")
-    p.add_argument("--graph_rewrites", nargs="*", default=None, help="wkd_hf.graph_rewrites "
-                   "(default: head_s2d; none given: the graph as PyTorch exports it).")
-    return p.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``wkd-export-onnx``: one ``error:`` line (exit 1) on any failure, no traceback."""
-    args = _parse_args(argv)
-    try:
-        from .pipeline import ImageTranslationPipeline
-
-        if args.resolution is not None and args.resolution < 1:
-            raise ValueError(f"--resolution must be >= 1; got {args.resolution}")
-        if not str(args.output).endswith(".onnx"):
-            raise ValueError(f"--output must be a .onnx file; got {args.output!r}")
-        pipe = ImageTranslationPipeline.from_pretrained(args.model, subfolder=args.subfolder,
-                                                        direction=args.direction)
-        resolution = args.resolution or pipe.resolution or 256
-        report = export_onnx(pipe.generator, args.output, resolution=resolution, opset=args.opset,
-                             dynamic_batch=not args.static_batch,
-                             dynamic_size=not args.static_size, check=not args.no_check,
-                             atol=args.atol, exporter=args.exporter,
-                             graph_rewrites=args.graph_rewrites,
-                             metadata={"resolution": pipe.resolution,
-                                       "direction": pipe.direction})
-    except Exception as err:  # noqa: BLE001 - every failure is one line for the shell
-        if os.environ.get("WKD_HF_TRACEBACK"):
-            raise
-        print(f"wkd-export-onnx: error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 1
-    parity = ("not checked" if report.max_abs_diff is None else
-              f"max abs diff vs PyTorch {report.max_abs_diff:.2e} (float64 reference; <= "
-              f"{report.atol:g}; {report.max_abs_diff_fp32:.2e} vs float32 PyTorch) on "
-              f"{', '.join('x'.join(map(str, s)) for s in report.checked_shapes)}")
-    print(f"wrote {report.path} (opset {report.opset}, dynamic batch {report.dynamic_batch}, "
-          f"dynamic size {report.dynamic_size}); {parity}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
+    return type(pipeline)(OnnxGenerator(path, num_threads, device=device),
+                          resolution=pipeline.resolution, direction=pipeline.direction)

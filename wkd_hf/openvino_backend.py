@@ -29,6 +29,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from .models.layers import check_input_size
+from .onnx_export import export_onnx, onnx_pipeline, reference_outputs
+
 # OpenVINO's CPU kernels sum in other orders than PyTorch: on GAN Compression's trained
 # horse2zebra student its float32 output is 2.0e-4 from the float64 reference (ONNX Runtime
 # 5.0e-5, PyTorch float32 1.3e-5). 1e-3 is an eighth of one 8-bit output level; bf16 compute
@@ -153,8 +156,6 @@ class OpenVinoGenerator:
         self._minimum = int(self.metadata.get("size_minimum", 1))
 
     def check_input_size(self, height: int, width: int) -> None:
-        from .models.layers import check_input_size
-
         check_input_size(f"{self.class_name} (OpenVINO)", height, width, self._multiple,
                          self._minimum)
 
@@ -178,8 +179,6 @@ def check_openvino_parity(model: nn.Module, onnx_path: str | os.PathLike,
                           shapes: Sequence[tuple[int, ...]], atol: float = DEFAULT_ATOL) -> float:
     """Max abs difference of OpenVINO (float32 precision) to PyTorch in float64 over real photos
     of each N x C x H x W shape; ``OpenVinoParityError`` above ``atol``."""
-    from .onnx_export import reference_outputs
-
     generator = OpenVinoGenerator(onnx_path, precision="f32")
     worst = 0.0
     for shape, images, expected in reference_outputs(model, shapes):
@@ -202,9 +201,6 @@ def openvino_pipeline(pipeline, num_threads: int | None = None, precision: str =
     """An ``ImageTranslationPipeline`` running ``pipeline``'s generator in OpenVINO: exported to
     ONNX (ONNX Runtime parity check) into ``directory`` or a temporary folder, then checked in
     OpenVINO at float32 against PyTorch before it is compiled at ``precision``."""
-    from .onnx_export import export_onnx
-    from .pipeline import ImageTranslationPipeline
-
     _require_openvino()
     directory = Path(directory or tempfile.mkdtemp(prefix="wkd_openvino_"))
     path = directory / "generator.onnx"
@@ -212,7 +208,7 @@ def openvino_pipeline(pipeline, num_threads: int | None = None, precision: str =
                          metadata={"resolution": pipeline.resolution,
                                               "direction": pipeline.direction})
     check_openvino_parity(pipeline.generator, path, report.checked_shapes, atol)
-    return ImageTranslationPipeline(OpenVinoGenerator(path, num_threads, precision),
+    return type(pipeline)(OpenVinoGenerator(path, num_threads, precision),
                                     resolution=pipeline.resolution, direction=pipeline.direction)
 
 
@@ -223,8 +219,6 @@ def pipeline_on_backend(pipeline, backend: str, num_threads: int | None = None,
     if backend == "torch":
         return pipeline
     if backend == "onnx":
-        from .onnx_export import onnx_pipeline
-
         return onnx_pipeline(pipeline, num_threads, device=device)
     if backend == "openvino":
         if str(device) != "cpu":

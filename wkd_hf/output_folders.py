@@ -11,16 +11,17 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .errors import WKDError
+from .names import ARGS_FILE, CARD_FILE, WKD_CONFIG_NAME
 
 INCOMPLETE_MARKER = ".wkd_hf.export_incomplete"
-EXPORT_METADATA = ("args.json", "README.md", "wkd_config.json")
+EXPORT_METADATA = (ARGS_FILE, CARD_FILE, WKD_CONFIG_NAME)
 MODEL_FILES = ("config.json", "diffusion_pytorch_model.safetensors", "best_metric.json")
 
 
 def finished_model_files(folder: str | os.PathLike) -> list[str]:
     """The exported-model files in ``folder`` (root or one level down, checkpoints aside)."""
     folder = Path(folder)
-    found = [name for name in ("config.json", "args.json") if (folder / name).is_file()]
+    found = [name for name in ("config.json", ARGS_FILE) if (folder / name).is_file()]
     if folder.is_dir():
         found += sorted(f"{p.parent.name}/{p.name}" for p in folder.glob("*/config.json")
                         if not p.parent.name.startswith("checkpoint-"))

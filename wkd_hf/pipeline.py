@@ -34,14 +34,18 @@ import torch.nn.functional as F
 from diffusers.pipelines.pipeline_utils import DiffusionPipeline
 from diffusers.utils import BaseOutput
 
-from .input_checks import DTYPES, RANGE_HELP, check_output_apart, check_values, parse_dtype
+from .hub_access import hub_model_snapshot
+from .input_checks import RANGE_HELP, check_values, parse_dtype
+from .models.building import load_generator
+from .models.layers import size_rule
+from .names import ARGS_FILE, CYCLE_SUBFOLDERS, WKD_CONFIG_NAME
+from .openvino_backend import pipeline_on_backend
 from .remote_code import write_component_code
 
 PIPELINE_FILE = "wkd_pipeline.py"  # the shim DiffusionPipeline.from_pretrained imports
 SIZE_MODES = ("pad", "resize")
 OUTPUT_TYPES = ("pil", "np", "pt")
 DIRECTIONS = ("AtoB", "BtoA", "a2b", "b2a")
-CYCLE_SUBFOLDERS = {"a2b": "generator_a2b", "b2a": "generator_b2a"}
 _SHIM = '''"""Lets ``diffusers.DiffusionPipeline.from_pretrained(folder, trust_remote_code=True)`` load
 this folder: the pipeline class lives in the installed ``wkd_hf`` package (pip install wkd_hf)."""
 
@@ -60,34 +64,12 @@ class ImageTranslationPipelineOutput(BaseOutput):
     images: list[PIL.Image.Image] | np.ndarray | torch.Tensor | list
 
 
-def size_rule(model: Any) -> tuple[int, int]:
-    """``(multiple, minimum)``: input sides the generator accepts, read from its
-    ``check_input_size(height, width)`` (ResNet: multiples of 4, at least 8; U-Net with
-    ``num_downs`` n: multiples of 2**n)."""
-    check = getattr(model, "check_input_size", None)
-    if not callable(check):
-        return 1, 1
-
-    def fits(size: int) -> bool:
-        try:
-            check(size, size)
-        except ValueError:
-            return False
-        return True
-
-    minimum = next((s for s in range(1, 4097) if fits(s)), None)
-    if minimum is None:
-        raise ValueError(f"{type(model).__name__} accepts no input size up to 4096 px")
-    multiple = next((k for k in range(1, minimum + 4097) if fits(minimum + k)), minimum)
-    return multiple, minimum
-
-
 def read_run_metadata(folder: str | os.PathLike) -> dict:
     """``resolution`` and ``direction`` from a wkd_hf output folder's ``args.json`` (and its
     ``mode`` from ``wkd_config.json``); keys are missing where the folder does not say."""
     folder = Path(folder)
     meta: dict[str, Any] = {}
-    for name in ("args.json", "wkd_config.json"):
+    for name in (ARGS_FILE, WKD_CONFIG_NAME):
         try:
             data = json.loads((folder / name).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -164,13 +146,11 @@ class ImageTranslationPipeline(DiffusionPipeline):
             device: where to put the generator (default CPU).
             local_files_only: for Hub ids, use only the local cache.
         """
-        from .recipes import load_generator
-
         direction = _normalise_direction(direction)
         torch_dtype = parse_dtype(torch_dtype)  # also "float16", as diffusers accepts
         path = os.fspath(pretrained_model_name_or_path)
         if not os.path.exists(path):
-            path = _download(path, local_files_only)
+            path = hub_model_snapshot(path, local_files_only)
         meta: dict[str, Any] = {}
         if os.path.isfile(path):
             model = load_generator(path)
@@ -214,8 +194,6 @@ class ImageTranslationPipeline(DiffusionPipeline):
                    precision: str = "f32") -> ImageTranslationPipeline:
         """This pipeline on ``"torch"`` (itself), ``"onnx"`` (ONNX Runtime) or ``"openvino"`` (at
         ``precision`` ``"f32"`` / ``"bf16"``): the generator exported and parity-checked."""
-        from .openvino_backend import pipeline_on_backend
-
         return pipeline_on_backend(self, backend, num_threads, precision)
 
     # ------------------------------------------------------------------ running
@@ -340,28 +318,6 @@ class ImageTranslationPipeline(DiffusionPipeline):
 
 
 # ----------------------------------------------------------------------------- helpers
-def _download(repo_id: str, local_files_only: bool | None) -> str:
-    """A Hub repo's json and weight files, fetched (or read from the cache) as one folder."""
-    import huggingface_hub
-
-    from .models.loading import HubUnreachableError, hub_unreachable_reason
-
-    why = "local_files_only=True" if local_files_only else hub_unreachable_reason()
-    try:
-        return huggingface_hub.snapshot_download(
-            repo_id, allow_patterns=["*.json", "*/*.json", "*.safetensors", "*/*.safetensors"],
-            local_files_only=why is not None)
-    except huggingface_hub.errors.HFValidationError as err:
-        raise ValueError(f"{repo_id!r} is neither an existing file or folder nor a Hub repo id "
-                         "('user/model')") from err
-    except (huggingface_hub.errors.LocalEntryNotFoundError, OSError) as err:
-        if why is None:
-            raise
-        raise HubUnreachableError(
-            f"could not reach the Hub for {repo_id!r} ({why}) and it is not in the local cache; "
-            f"pass a local folder, or run `hf download {repo_id}` first") from err
-
-
 def _as_list(images) -> list:
     if isinstance(images, torch.Tensor):
         return list(images) if images.ndim == 4 else [images]
@@ -455,173 +411,3 @@ def _to_pil(image: torch.Tensor, alpha: torch.Tensor | None) -> PIL.Image.Image:
     if array.shape[2] == 1:
         array = array[:, :, 0]
     return PIL.Image.fromarray(np.ascontiguousarray(array))
-
-
-# ----------------------------------------------------------------------------- wkd-translate
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
-                  ".pgm")
-
-
-def _translate_args(argv: Sequence[str] | None):
-    import argparse
-
-    p = argparse.ArgumentParser(
-        prog="wkd-translate", allow_abbrev=False,
-        description="Translate a folder (or one file) of images with a wkd_hf generator.")
-    p.add_argument("--model", required=True,
-                   help="Hub id or folder (output folder, saved pipeline, CycleGAN folder), a "
-                        ".pth checkpoint, or an exported .onnx file.")
-    p.add_argument("--subfolder", default=None, help="e.g. generator_b2a.")
-    p.add_argument("--direction", default=None, choices=DIRECTIONS,
-                   help="CycleGAN folders: which generator (default a2b).")
-    p.add_argument("--input", required=True, help="An image file, or a folder (searched "
-                   "recursively; files that are not readable images are skipped and listed).")
-    p.add_argument("--output", required=True, help="Folder for the translated PNGs (the input's "
-                   "sub-folders are kept).")
-    p.add_argument("--batch_size", type=int, default=8)
-    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1, ...")
-    p.add_argument("--backend", choices=("torch", "onnx", "openvino"), default="torch",
-                   help="onnx / openvino: export once (with the parity check) and run in ONNX "
-                        "Runtime / OpenVINO (CPU).")
-    p.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
-                   help="torch backend: weights and compute dtype; openvino: float32 or "
-                        "bfloat16 compute.")
-    p.add_argument("--size_mode", choices=SIZE_MODES, default=None,
-                   help="resize to the training resolution and back, or pad to what the network "
-                        "needs and crop back (default: resize when the resolution is known).")
-    p.add_argument("--resolution", type=int, default=None,
-                   help="Override the model's training resolution.")
-    p.add_argument("--num_threads", type=int, default=None, help="CPU threads.")
-    p.add_argument("--no_progress", action="store_true", help="No progress bar.")
-    return p.parse_args(argv)
-
-
-def _find_images(root: Path) -> list[Path]:
-    if root.is_file():
-        return [root]
-    if not root.is_dir():
-        raise FileNotFoundError(f"--input {root} does not exist")
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
-
-
-def _output_names(files: list[Path], root: Path) -> dict[Path, Path]:
-    names: dict[Path, Path] = {}
-    taken: set[Path] = set()
-    for path in files:
-        relative = path.relative_to(root) if root.is_dir() else Path(path.name)
-        out = relative.with_suffix(".png")
-        if out in taken:
-            out = relative.with_name(f"{relative.stem}_{relative.suffix.lstrip('.')}.png")
-        taken.add(out)
-        names[path] = out
-    return names
-
-
-def _load_for_cli(args) -> ImageTranslationPipeline:
-    from .onnx_export import OnnxGenerator, onnx_pipeline
-
-    device = torch.device(args.device)  # RuntimeError on nonsense: reported by main
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"--device {args.device} but CUDA is not available; use --device cpu")
-    if args.model.endswith(".onnx") and os.path.isfile(args.model):
-        if args.backend == "openvino":
-            from .openvino_backend import OpenVinoGenerator
-
-            generator = OpenVinoGenerator(args.model, args.num_threads, _ov_precision(args))
-        else:
-            generator = OnnxGenerator(args.model, args.num_threads, device=device.type)
-        meta = generator.metadata
-        resolution = args.resolution or (int(meta["resolution"]) if meta.get("resolution") else None)
-        return ImageTranslationPipeline(generator, resolution=resolution,
-                                        direction=meta.get("direction") or args.direction)
-    pipe = ImageTranslationPipeline.from_pretrained(
-        args.model, subfolder=args.subfolder, direction=args.direction,
-        resolution=args.resolution,
-        torch_dtype=DTYPES[args.dtype] if args.backend == "torch" else None,
-        device=device if args.backend == "torch" else None)
-    if args.backend == "onnx":
-        pipe = onnx_pipeline(pipe, args.num_threads, device=device.type)
-    elif args.backend == "openvino":
-        pipe = pipe.to_backend("openvino", args.num_threads, _ov_precision(args))
-    return pipe
-
-
-def _ov_precision(args) -> str:
-    if args.device != "cpu" or args.dtype == "float16":
-        raise ValueError("--backend openvino runs on --device cpu with --dtype float32 or "
-                         f"bfloat16; got --device {args.device} --dtype {args.dtype}")
-    return args.dtype
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``wkd-translate``: translated PNGs in ``--output``; unreadable inputs are skipped and
-    listed; a fatal problem is one ``error:`` line (exit 1), never a traceback."""
-    import sys
-
-    from tqdm.auto import tqdm
-
-    from .safe_files import write_beside
-
-    args = _translate_args(argv)
-    try:
-        if args.batch_size < 1:
-            raise ValueError(f"--batch_size must be >= 1; got {args.batch_size}")
-        if args.num_threads is not None:
-            if args.num_threads < 1:
-                raise ValueError(f"--num_threads must be >= 1; got {args.num_threads}")
-            torch.set_num_threads(args.num_threads)
-        root = Path(args.input)
-        files = _find_images(root)
-        if not files:
-            raise ValueError(f"--input {root} holds no files")
-        names = _output_names(files, root)
-        output = Path(args.output)
-        check_output_apart(root, output, files, names)
-        output.mkdir(parents=True, exist_ok=True)
-        pipe = _load_for_cli(args)
-        pipe.set_progress_bar_config(disable=True)
-        skipped: list[tuple[Path, str]] = []
-        done = 0
-        bar = tqdm(total=len(files), unit="img", disable=args.no_progress, desc="translating")
-        for start in range(0, len(files), args.batch_size):
-            chunk, images = [], []
-            for path in files[start:start + args.batch_size]:
-                try:
-                    with PIL.Image.open(path) as handle:
-                        handle.load()
-                        images.append(handle.copy())
-                    chunk.append(path)
-                except Exception as err:  # noqa: BLE001 - any unreadable file is skipped
-                    skipped.append((path, f"{type(err).__name__}: {err}".splitlines()[0][:200]))
-            if images:
-                results = pipe(images, batch_size=args.batch_size, size_mode=args.size_mode).images
-                for path, image in zip(chunk, results):
-                    target = output / names[path]
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    with write_beside(target, replace_link=True) as partial:  # a link is
-                        image.save(partial, format="PNG")  # replaced, never written through
-                done += len(images)
-            bar.update(len(files[start:start + args.batch_size]))
-        bar.close()
-    except KeyboardInterrupt:
-        print("wkd-translate: interrupted", file=sys.stderr)
-        return 130
-    except Exception as err:  # noqa: BLE001 - one line for the shell
-        if os.environ.get("WKD_HF_TRACEBACK"):
-            raise
-        print(f"wkd-translate: error: {type(err).__name__}: {err}", file=sys.stderr)
-        return 1
-    print(f"translated {done} image(s) into {output}"
-          + (f"; skipped {len(skipped)} unreadable file(s):" if skipped else ""))
-    for path, reason in skipped:
-        print(f"  skipped {path}: {reason}")
-    if done == 0:
-        print("wkd-translate: error: no readable image in --input", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

@@ -22,8 +22,10 @@ from torch import nn
 from . import recipes
 from .cards import save_applicable_args, write_run_card
 from .checkpointing import (
+    LoopState,
     agreed_resume_checkpoint,
     check_resumable,
+    checkpoint_step,
     disk_full_as_error,
     list_checkpoints,
     load_run_state,
@@ -34,14 +36,15 @@ from .distillation import WKDConfig
 from .distributed import sync_batchnorm
 from .errors import WKDError
 from .hub import (
-    HubUnavailableError,
     check_hub_reachable,
     prepare_hub_repo,
     push_output_dir,
 )
+from .hub_access import HubUnreachableError
 from .launcher_record import command_with_launcher_settings, record_launcher_settings
 from .metrics.paired import evaluate_paired
-from .output_folders import begin_export, check_new_run_output, drop_links, end_export
+from .names import CYCLE_DISCRIMINATORS, CYCLE_SUBFOLDERS
+from .output_folders import begin_export, check_new_run_output, end_export
 from .precision import (
     accelerator_autocast,
     autocast_like_prepared,
@@ -55,28 +58,26 @@ from .processes import (
     stop_cause,
     stop_with_launcher,
 )
+from .run_record import command_line, public_args
 from .script_args import (
-    ScriptArgumentParser,  # noqa: F401  (the scripts' parser)
     add_data_args,
     add_evaluation_args,
     add_state_args,
     add_training_args,
     check_args,
-    command_line,
-    public_args,
 )
+from .space.writer import create_space, push_run_space
 from .training import (
     GANTrainingSetup,
-    LoopState,
     NonFiniteLossError,
     build_accelerator,
     build_adam,
     build_lr_scheduler,
-    checkpoint_step,
     run_gan_training,
     steps_for_epochs,
     stopped_message,
 )
+from .validation import check_keep_best, keep_best_generator, validation_scores
 
 logger = get_logger(__name__)
 
@@ -230,10 +231,10 @@ class RunSession:
                 begin_export(out)  # until end_export, loading the folder is refused
                 for key, generator in generators.items():
                     generator.save_pretrained(
-                        _subdir(out, key, run.is_cycle, recipes.CYCLE_SUBFOLDERS))
+                        _subdir(out, key, run.is_cycle, CYCLE_SUBFOLDERS))
                 for key, discriminator in run.discriminators.items():
                     acc.unwrap_model(discriminator).save_pretrained(
-                        out / (recipes.CYCLE_DISCRIMINATORS[key] if run.is_cycle
+                        out / (CYCLE_DISCRIMINATORS[key] if run.is_cycle
                                else "discriminator"))
                 if save_method_config:
                     run.config.save(out)
@@ -255,11 +256,9 @@ class RunSession:
                 push_output_dir(args.output_dir, args.hub_model_id, token=args.hub_token,
                                 private=args.hub_private_repo)
                 if getattr(args, "hub_space_id", None):
-                    from .space.writer import push_run_space
-
                     url = push_run_space(args.output_dir, args, self.validation_batch)
                     logger.info(f"Wrote the Space {url}", main_process_only=True)
-            except HubUnavailableError as error:
+            except HubUnreachableError as error:
                 raise SystemExit(f"error: {error}\nThe local output in {args.output_dir} is "
                                  "complete.") from None
 
@@ -292,104 +291,6 @@ class RunSession:
         keep_best_generator(self.args, self.distiller, scores, self.state.global_step,
                             self.accelerator)
         return {f"validation {k}": f"{v:.4f}" for k, v in scores.items()}
-
-
-def validation_scores(distiller: nn.Module, batches, accelerator: Accelerator
-                      ) -> dict[str, float]:
-    """Cheap validation metrics of the (a2b) generator: against the targets for paired batches
-    (PSNR, SSIM, L1, one-level band distances: :func:`evaluate_paired`), else, with a teacher,
-    L1 and band distances to the teacher's outputs (``teacher_*``); {} when neither applies."""
-    import torch
-
-    from .metrics.bands import BandFidelity
-
-    batches = [b for b in batches if b is not None]
-    students = getattr(distiller, "students", None)
-    student = students["a2b"] if students is not None else distiller.student
-    student = accelerator.unwrap_model(student)
-    if batches and "target" in batches[0] and "source" in batches[0]:
-        return evaluate_paired(student, batches, accelerator.device)
-    teachers = getattr(distiller, "teachers", None)
-    teacher = teachers["a2b"] if teachers is not None else getattr(distiller, "teacher", None)
-    if teacher is None or not batches:
-        return {}
-    bands, l1_sum, count, was_training = BandFidelity(levels=1, device=accelerator.device), 0.0, \
-        0, student.training
-    student.eval()
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                source = (batch.get("source") if "source" in batch else batch["A"]).to(
-                    accelerator.device)
-                output, reference = student(source).clamp(-1, 1), teacher(source).clamp(-1, 1)
-                l1_sum += float((output - reference).abs().flatten(1).mean(1).sum())
-                count += len(source)
-                bands.update(output, reference)
-    finally:
-        student.train(was_training)
-    return {"teacher_l1": l1_sum / count,
-            **{f"teacher_band_{k}": v for k, v in bands.compute().items()}}
-
-
-def check_keep_best(args: argparse.Namespace, batch: dict | None, distiller: nn.Module) -> None:
-    """Before training: ``--keep_best`` must name a metric this run's validation gives (paired
-    data: psnr, ssim, l1, band_*; unpaired data with a teacher: teacher_*)."""
-    metric = getattr(args, "keep_best", None)
-    if not metric:
-        return
-    has_teacher = getattr(distiller, "teachers", None) is not None or \
-        getattr(distiller, "teacher", None) is not None
-    if batch is None:
-        given = "no validation split"
-    elif "target" in batch and "source" in batch:
-        given = "paired data: psnr, ssim, l1, band_LL/LH/HL/HH"
-    else:
-        given = "unpaired data " + ("with a teacher: teacher_l1, teacher_band_*" if has_teacher
-                                    else "without a teacher: none")
-    fits = batch is not None and (metric.startswith("teacher_") != given.startswith("paired"))
-    if not fits or (given.startswith("unpaired") and not has_teacher):
-        raise WKDError(f"--keep_best {metric}: this run's validation cannot give it ({given}); "
-                       "checked before training: pick one it gives, or drop --keep_best.")
-
-
-def keep_best_generator(args: argparse.Namespace, distiller: nn.Module, scores: dict[str, float],
-                        step: int, accelerator: Accelerator) -> bool:
-    """``--keep_best METRIC``: save the (a2b) generator to ``OUTPUT_DIR/best/`` with
-    ``best_metric.json`` when ``scores[METRIC]`` beats the one saved there (main process; the
-    saved file survives resumes). Returns True when it saved. A metric that this run never
-    produces is an error, not a silently empty ``best/``."""
-    import json
-
-    from .script_args import VALIDATION_METRICS
-
-    metric = getattr(args, "keep_best", None)
-    if not metric or not accelerator.is_main_process:
-        return False
-    if metric not in scores:
-        available = ", ".join(sorted(scores)) or ("no metric (no validation split, or unpaired "
-                                                  "data without a teacher)")
-        raise WKDError(f"--keep_best {metric}: this run's validation gives {available}; pick "
-                       "one of them.")
-    value, higher = float(scores[metric]), VALIDATION_METRICS[metric]
-    folder = Path(args.output_dir) / "best"
-    record = folder / "best_metric.json"
-    if record.is_file():
-        best = json.loads(record.read_text())
-        if best.get("metric") == metric and (value <= best["value"] if higher
-                                             else value >= best["value"]):
-            return False
-    students = getattr(distiller, "students", None)
-    generator = accelerator.unwrap_model(students["a2b"] if students is not None
-                                         else distiller.student)
-    folder.mkdir(parents=True, exist_ok=True)
-    drop_links(folder)  # save_pretrained would write through a link
-    generator.save_pretrained(folder)
-    record.write_text(json.dumps({"metric": metric, "value": value, "step": step,
-                                  "higher_is_better": higher, "split": "validation",
-                                  "scores": scores}, indent=2))
-    logger.info("New best %s %.4f at step %d: saved %s", metric, value, step, folder,
-                main_process_only=True)
-    return True
 
 
 USER_ERRORS = (ValueError, OSError, WKDError, NonFiniteLossError, TooManyBadImagesError)
@@ -503,17 +404,15 @@ def _prepare_hub_repo(args: argparse.Namespace) -> None:
     ``--train_if_hub_unreachable``; a bad token or repo name always stops it."""
     try:
         check_hub_reachable()
-    except HubUnavailableError as error:
+    except HubUnreachableError as error:
         if not args.train_if_hub_unreachable:
-            raise HubUnavailableError(f"{error} Checked before training: pass "
+            raise HubUnreachableError(f"{error} Checked before training: pass "
                                       "--train_if_hub_unreachable to train anyway.") from None
         logger.warning(f"{error} Training anyway (--train_if_hub_unreachable).")
         return
     url = prepare_hub_repo(args.hub_model_id, token=args.hub_token, private=args.hub_private_repo)
     logger.info(f"Will upload to {url}", main_process_only=True)
     if getattr(args, "hub_space_id", None):  # a bad Space name or token fails before training too
-        from .space.writer import create_space
-
         _, url = create_space(args.hub_space_id, args.hub_token, args.hub_private_repo)
         logger.info(f"Will write the Space {url}", main_process_only=True)
 

@@ -22,7 +22,9 @@ from accelerate.utils import DataLoaderConfiguration, ProjectConfiguration, set_
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .checkpointing import LoopState, checkpoint_step, list_checkpoints, save_checkpoint
 from .errors import WKDError
+from .names import DIFFUSERS_SCHEDULERS, LR_SCHEDULERS, PIX2PIX_SCHEDULER
 
 logger = get_logger(__name__)
 
@@ -88,10 +90,6 @@ def configure_logging(accelerator: Accelerator) -> None:
 
 
 # ----------------------------------------------------------------------------- schedules
-PIX2PIX_SCHEDULER = "pix2pix_linear"
-DIFFUSERS_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine",
-                        "cosine_with_restarts", "polynomial")
-LR_SCHEDULERS = (PIX2PIX_SCHEDULER, *DIFFUSERS_SCHEDULERS)
 
 
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, name: str, max_steps: int,
@@ -120,18 +118,6 @@ def build_lr_scheduler(optimizer: torch.optim.Optimizer, name: str, max_steps: i
 def build_adam(parameters: Iterable[nn.Parameter], args) -> torch.optim.Adam:
     """pix2pix's Adam (lr 2e-4, betas (0.5, 0.999)) from the run arguments."""
     return torch.optim.Adam(parameters, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2))
-
-
-# ----------------------------------------------------------------------------- checkpoints
-# In wkd_hf/checkpointing.py; importable from here as before.
-from .checkpointing import (  # noqa: E402,F401
-    CHECKPOINT_PATTERN,
-    LoopState,
-    checkpoint_step,
-    list_checkpoints,
-    resolve_resume_checkpoint,
-    save_checkpoint,
-)
 
 
 # ----------------------------------------------------------------------------- the loop

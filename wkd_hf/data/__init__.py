@@ -2,7 +2,9 @@
 
 - :mod:`.sources`: ``load_paired_dataset`` / ``load_unpaired_datasets`` (Hub ids, local folders
   of side-by-side AB images, imagefolders with ``metadata.jsonl``, parquet files,
-  ``trainA/`` + ``trainB/``), all returning UNDECODED image columns.
+  ``trainA/`` + ``trainB/``), all returning UNDECODED image columns; Hub datasets. Under it:
+  :mod:`.folders` (local folder layouts, splits, metadata files) and :mod:`.columns` (image
+  columns, undecoded views, the guard on path-only image values).
 - :mod:`.images`: the decoding policy (``decode_image``, ``BadImageError``) and the transforms
   (``PairedTransform``, ``UnpairedTransform``) that share one crop and flip across a pair.
 - :mod:`.loaders`: ``split_train_validation`` (a fraction of a stream: of its known size,
@@ -33,14 +35,13 @@ from .loaders import (
     known_num_rows,
     split_train_validation,
 )
-from .sources import DatasetUnreachableError, load_paired_dataset, load_unpaired_datasets
+from .sources import load_paired_dataset, load_unpaired_datasets
 
 __all__ = [
     "DEFAULT_MAX_IMAGE_PIXELS",
     "DEFAULT_STREAMING_VALIDATION_ROWS",
     "BadImageError",
     "BadSampleTracker",
-    "DatasetUnreachableError",
     "PairedTransform",
     "TooManyBadImagesError",
     "UnalignedDataset",

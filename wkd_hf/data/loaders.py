@@ -37,11 +37,11 @@ import datasets
 import torch
 from torch.utils.data import DataLoader, default_collate
 
+from .folders import AnyDataset
 from .images import BAD_SAMPLE_KEY, BadSampleTracker, image_path, is_bad_sample
 
 logger = logging.getLogger(__name__)
 
-AnyDataset = datasets.Dataset | datasets.IterableDataset
 Transform = Callable[[Mapping[str, Any]], Any]
 
 

@@ -35,262 +35,42 @@ outside it, a path leaving it (``..``) or a URL is a bad row (skipped and named)
 
 from __future__ import annotations
 
-import csv
-import glob
-import json
 import logging
 import os
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import datasets
 
-from ..hub import HubUnavailableError
-from ..hub import hub_reachable as _hub_reachable  # the one Hub probe (also models')
-from .images import LAYOUT_COLUMN, REFUSED_PATH_PREFIX, SOURCE_LEFT, SOURCE_RIGHT
+from ..hub_access import HubUnreachableError
+from ..hub_access import hub_reachable as _hub_reachable  # the one Hub probe (also models')
+from .columns import (
+    as_undecoded,
+    check_columns,
+    column_names,
+    detect_two_columns,
+    guard_local_paths,
+    image_columns,
+    select_renamed,
+)
+from .folders import (
+    AnyDataset,
+    check_folder,
+    check_metadata_files,
+    domain_folders,
+    is_saved_to_disk,
+    load_folder_dataset,
+    load_local_folder,
+)
+from .images import LAYOUT_COLUMN, SOURCE_LEFT, SOURCE_RIGHT
 
 logger = logging.getLogger(__name__)
 
-AnyDataset = datasets.Dataset | datasets.IterableDataset
 DIRECTIONS = ("AtoB", "BtoA")
 PAIRED_COLUMN_CANDIDATES = (("imageA", "imageB"), ("input", "target"), ("source", "target"))
 UNPAIRED_COLUMN_CANDIDATES = (("imageA", "imageB"), ("A", "B"))
-SPLIT_FOLDER_NAMES = ("train", "test", "validation", "valid", "val", "dev", "eval")
 _HINT_LOCAL = "pass --train_data_dir for a local folder"
-METADATA_FILE_NAMES = ("metadata.jsonl", "metadata.csv", "metadata.parquet")
-
-
-# A Hub dataset was requested but the Hub cannot be reached: the project's one such error.
-DatasetUnreachableError = HubUnavailableError
-
-
-# ----------------------------------------------------------------------------- local folders
-def _visible_files(folder: Path) -> list[Path]:
-    """Files under ``folder``, skipping hidden / ``__*`` names as ``datasets`` does."""
-    return [p for p in folder.rglob("*") if p.is_file() and not any(
-        part.startswith((".", "__")) for part in p.relative_to(folder).parts)]
-
-
-def _image_extensions() -> set[str]:
-    from datasets.packaged_modules.imagefolder.imagefolder import ImageFolder
-
-    return {ext.lower() for ext in ImageFolder.EXTENSIONS}
-
-
-def _folder_builder(folder: Path) -> str:
-    """``"imagefolder"`` or ``"parquet"``; a ValueError when the folder holds neither."""
-    files = _visible_files(folder)
-    suffixes = {p.suffix.lower() for p in files}
-    if suffixes & _image_extensions():
-        return "imagefolder"
-    if ".parquet" in suffixes:
-        return "parquet"
-    found = sorted(p.name for p in folder.rglob("*") if p.is_file())
-    listing = f"it holds only {found[:8]}" if found else "it is empty"
-    raise ValueError(
-        f"{folder} has no image or parquet files ({listing}). Expected side-by-side AB images, "
-        "images with a metadata.jsonl, parquet files, or trainA/ + trainB/ folders.")
-
-
-def _is_utf8(path: Path | str) -> bool:
-    try:
-        str(path).encode("utf-8")
-    except UnicodeEncodeError:  # an undecodable byte kept as a surrogate (PEP 383)
-        return False
-    return True
-
-
-def _split_files(folder: Path) -> list[str]:
-    """``data_files`` of one split folder: ``<folder>/**``; when some names are not valid UTF-8
-    (``datasets`` cannot store them: the whole load would fail), the other files one by one
-    (glob-escaped), with a warning naming the skipped ones."""
-    files = _visible_files(folder)
-    if all(_is_utf8(p) for p in files):
-        return [str(folder / "**")]
-    skipped = [repr(os.fsencode(p.relative_to(folder))) for p in files if not _is_utf8(p)]
-    kept = [glob.escape(str(p)) for p in files if _is_utf8(p)]
-    logger.warning("Skipping %d file(s) of %s whose names are not valid UTF-8 (datasets cannot "
-                   "store them): %s. Rename them to train on them.", len(skipped), folder,
-                   ", ".join(skipped[:10]) + (" ..." if len(skipped) > 10 else ""))
-    if not kept:
-        raise ValueError(f"No file of {folder} has a valid UTF-8 name ({', '.join(skipped[:5])}"
-                         "...); rename them.")
-    return kept
-
-
-def _split_folders(folder: Path) -> dict[str, list[str]]:
-    """``data_files`` for imagefolder: split subfolders, or the whole folder as ``"train"``."""
-    if not _is_utf8(folder):
-        raise ValueError(f"The folder path {os.fsencode(folder)!r} is not valid UTF-8, which "
-                         "datasets cannot store; rename it.")
-    subfolders = {p.name: p for p in folder.iterdir() if p.is_dir()}
-    splits = {name: _split_files(sub) for name, sub in sorted(subfolders.items())
-              if name in SPLIT_FOLDER_NAMES and _visible_files(sub)}
-    return splits or {"train": _split_files(folder)}
-
-
-# ----------------------------------------------------------------------------- metadata files
-def _is_file_name_column(name: str) -> bool:
-    return name in ("file_name", "file_names") or name.endswith(("_file_name", "_file_names"))
-
-
-def _metadata_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, row) for each row of a metadata.jsonl / .csv / .parquet, file-name columns only."""
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        columns = [c for c in pq.read_schema(path).names if _is_file_name_column(c)]
-        for number, row in enumerate(pq.read_table(path, columns=columns).to_pylist()):
-            yield f"row {number}", row
-    elif path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            for number, row in enumerate(csv.DictReader(handle), 1):
-                yield f"row {number}", {k: v for k, v in row.items()
-                                        if k and _is_file_name_column(k)}
-    else:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise ValueError(f"{path} line {number} is not valid JSON ({err}); fix or "
-                                     "remove the line.") from None
-                if not isinstance(row, dict):
-                    raise ValueError(f"{path} line {number} is not a JSON object: {line[:80]!r}.")
-                yield f"line {number}", {k: v for k, v in row.items() if _is_file_name_column(k)}
-
-
-def unsafe_file_name(value: Any, folder: str = "the metadata file's folder") -> str | None:
-    """Why a metadata file name must not be read, or None when it is safe (a null is left to the
-    bad-row mechanism). Safe: a relative path that stays in the metadata file's folder."""
-    if value is None:
-        return None
-    if isinstance(value, list):
-        return next((why for item in value if (why := unsafe_file_name(item, folder))), None)
-    if not isinstance(value, str):
-        return f"is not a string but a {type(value).__name__}"
-    if "://" in value:
-        return "is a URL"
-    if os.path.isabs(value) or value.startswith(("/", "\\")) or re.match(r"[A-Za-z]:[\\/]", value):
-        return "is an absolute path"
-    relative = os.path.normpath(value.replace("\\", "/")).replace("\\", "/")
-    if relative == ".." or relative.startswith("../"):
-        return f"leaves {folder}"
-    return None
-
-
-def check_metadata_files(folder: Path) -> None:
-    """Refuse, before anything is read, metadata whose file names point outside their folder.
-
-    ``datasets`` joins a metadata ``file_name`` to the metadata file's folder; ``../../x`` or
-    ``/etc/passwd`` would read any file on the machine (recent ``datasets`` versions refuse them
-    too, but only while generating the dataset, i.e. mid-training when streaming).
-    """
-    problems = []
-    for path in _visible_files(folder):
-        if path.name not in METADATA_FILE_NAMES:
-            continue
-        for where, row in _metadata_rows(path):
-            problems += [f"{path} {where}: {column}={value!r} {why}" for column, value in
-                         row.items() if (why := unsafe_file_name(value))]
-            if len(problems) >= 5:
-                break
-    if problems:
-        raise ValueError("Refusing metadata file names that do not name a file inside the "
-                         "metadata file's folder (relative paths only, no '..' out of it, no "
-                         "absolute paths or URLs): " + "; ".join(problems[:5]) + ". Fix or "
-                         "remove these rows.")
-
-
-def _load_dataset(where: Path, *args: Any, streaming: bool = False,
-                  **kwargs: Any) -> dict[str, AnyDataset]:
-    """``datasets.load_dataset`` on a local folder; a failure to generate the dataset is a
-    ValueError naming the folder and the cause (instead of a ``DatasetGenerationError``).
-    Streamed splits carry their row count when their files tell it (:func:`count_rows`)."""
-    try:
-        if not streaming:
-            return dict(datasets.load_dataset(*args, **kwargs))
-        builder = datasets.load_dataset_builder(*args, **kwargs)  # what load_dataset streams
-        splits = dict(builder.as_streaming_dataset())
-    except datasets.exceptions.DatasetGenerationError as err:
-        cause = err.__cause__ or err.__context__ or err
-        raise ValueError(f"Could not read the data in {where}: {type(cause).__name__}: "
-                         f"{cause}") from err
-    files = {str(name): list(found) for name, found in (builder.config.data_files or {}).items()}
-    return {name: with_num_rows(dataset, count_rows(files.get(name, [])))
-            for name, dataset in splits.items()}
-
-
-# ----------------------------------------------------------------------------- stream sizes
-def count_rows(files: list[str]) -> int | None:
-    """Rows of a local split from its files, without decoding an image: the rows of its metadata
-    files, else its parquet files' row counts, else its image files; None when unknown."""
-    paths = [Path(name) for name in files]
-    metadata = [p for p in paths if p.name in METADATA_FILE_NAMES]
-    if metadata:
-        return sum(1 for path in metadata for _ in _metadata_rows(path))
-    images = [p for p in paths if p.suffix.lower() in _image_extensions()]
-    parquet = [p for p in paths if p.suffix.lower() == ".parquet"]
-    if parquet and not images:
-        import pyarrow.parquet as pq
-
-        return sum(pq.ParquetFile(path).metadata.num_rows for path in parquet)
-    return len(images) or None
-
-
-def with_num_rows(dataset: AnyDataset, rows: int | None) -> AnyDataset:
-    """Record a stream's row count where ``datasets`` keeps a Hub dataset's: ``info.splits``."""
-    if rows is not None and isinstance(dataset, datasets.IterableDataset):
-        name = str(dataset.split or "train")
-        dataset.info.splits = datasets.SplitDict({name: datasets.SplitInfo(name, num_examples=rows)})
-    return dataset
-
-
-def _is_saved_to_disk(folder: Path) -> bool:
-    return (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()
-
-
-def _load_from_disk(folder: Path, streaming: bool) -> dict[str, AnyDataset]:
-    loaded = datasets.load_from_disk(str(folder))
-    splits = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
-    if streaming:
-        splits = {name: with_num_rows(ds.to_iterable_dataset(), len(ds))
-                  for name, ds in splits.items()}
-    return splits
-
-
-def _check_folder(folder: str | os.PathLike, argument: str) -> Path:
-    path = Path(folder).expanduser()
-    if not path.is_dir():
-        raise ValueError(f"--{argument} {str(folder)!r} is not an existing directory; check the "
-                         "path.")
-    return path
-
-
-def load_local_folder(folder: str | os.PathLike, *, streaming: bool = False,
-                      cache_dir: str | None = None) -> dict[str, AnyDataset]:
-    """All splits of a local folder (see the module docstring for the accepted layouts)."""
-    path = _check_folder(folder, "train_data_dir")
-    if _is_saved_to_disk(path):
-        return _load_from_disk(path, streaming)
-    builder = _folder_builder(path)
-    if builder == "imagefolder":
-        check_metadata_files(path)
-        return _load_dataset(path, "imagefolder", data_files=_split_folders(path),
-                             drop_labels=True, streaming=streaming, cache_dir=cache_dir)
-    return _load_dataset(path, "parquet", data_dir=str(path), streaming=streaming,
-                         cache_dir=cache_dir)
-
-
-def domain_folders(folder: Path) -> list[str]:
-    """Split prefixes with both ``<prefix>A/`` and ``<prefix>B/`` (e.g. ``["test", "train"]``)."""
-    names = {p.name for p in folder.iterdir() if p.is_dir()}
-    prefixes = (match.group(1) for name in names if (match := re.fullmatch(r"(.+)A", name)))
-    return sorted(prefix for prefix in prefixes if f"{prefix}B" in names)
 
 
 # ----------------------------------------------------------------------------- the Hub
@@ -313,15 +93,15 @@ def _network_errors() -> tuple[type[BaseException], ...]:
     return errors
 
 
-def _unreachable(name: str, why: str) -> DatasetUnreachableError:
-    return DatasetUnreachableError(
+def _unreachable(name: str, why: str) -> HubUnreachableError:
+    return HubUnreachableError(
         f"Cannot load --dataset_name {name!r} from the Hub: {why}. Set HF_HUB_OFFLINE=1 to use a "
         f"copy already in the datasets cache, or {_HINT_LOCAL}.")
 
 
 def load_hub_dataset(name: str, config_name: str | None = None, *, streaming: bool = False,
                      cache_dir: str | None = None) -> dict[str, AnyDataset]:
-    """All splits of a Hub dataset; unreachable Hub -> :class:`DatasetUnreachableError` at once
+    """All splits of a Hub dataset; unreachable Hub -> :class:`HubUnreachableError` at once
     (instead of ``huggingface_hub``'s ~20 s of retries)."""
     if not _hub_offline() and not _hub_reachable():
         raise _unreachable(name, "the Hub endpoint does not answer (no network?)")
@@ -347,7 +127,7 @@ def local_source(dataset_name: str | None, train_data_dir: str | None) -> Path |
         raise ValueError(f"Pass exactly one of --dataset_name (got {dataset_name!r}) and "
                          f"--train_data_dir (got {train_data_dir!r}).")
     if train_data_dir is not None:
-        return _check_folder(train_data_dir, "train_data_dir")
+        return check_folder(train_data_dir, "train_data_dir")
     if Path(dataset_name).expanduser().is_dir():
         return Path(dataset_name).expanduser()
     if _looks_like_path(dataset_name):
@@ -364,9 +144,9 @@ def load_splits(*, dataset_name: str | None = None, dataset_config_name: str | N
     if folder is None:
         return load_hub_dataset(dataset_name, dataset_config_name, streaming=streaming,
                                 cache_dir=cache_dir)
-    if train_data_dir is None and not _is_saved_to_disk(folder):  # a local dataset_name
+    if train_data_dir is None and not is_saved_to_disk(folder):  # a local dataset_name
         check_metadata_files(folder)
-        return _load_dataset(folder, str(folder), dataset_config_name, streaming=streaming,
+        return load_folder_dataset(folder, str(folder), dataset_config_name, streaming=streaming,
                              cache_dir=cache_dir)
     return load_local_folder(folder, streaming=streaming, cache_dir=cache_dir)
 
@@ -381,170 +161,6 @@ def pick_split(splits: Mapping[str, AnyDataset], split: str, where: str) -> AnyD
     if isinstance(dataset, datasets.Dataset) and len(dataset) == 0:
         raise ValueError(f"split {split!r} of {where} has no rows; check the data.")
     return dataset
-
-
-# ----------------------------------------------------------------------------- columns
-def column_names(dataset: AnyDataset) -> list[str]:
-    features = dataset.features
-    return list(features) if features is not None else list(dataset.column_names or [])
-
-
-def _is_image_feature(feature: Any) -> bool:
-    return isinstance(feature, datasets.Image) or (isinstance(feature, dict) and "bytes" in feature)
-
-
-def image_columns(dataset: AnyDataset) -> list[str]:
-    """Columns holding images (``datasets.Image`` or raw ``{"bytes", "path"}`` structs)."""
-    if dataset.features is None:
-        raise ValueError("The columns of this streaming dataset are unknown; name the image "
-                         "columns explicitly (--source_column/--target_column or "
-                         "--domain_a_column/--domain_b_column).")
-    return [name for name, feature in dataset.features.items() if _is_image_feature(feature)]
-
-
-def check_columns(dataset: AnyDataset, **named: str | None) -> None:
-    """ValueError for any ``argument=column`` whose column does not exist, listing the columns."""
-    existing = column_names(dataset)
-    for argument, column in named.items():
-        if column is not None and existing and column not in existing:
-            raise ValueError(f"--{argument} {column!r} is not a column of this dataset; its "
-                             f"columns are {existing}. Pass one of them.")
-
-
-def detect_two_columns(dataset: AnyDataset,
-                       candidates: tuple[tuple[str, str], ...]) -> tuple[str, str]:
-    """The (A, B) image columns: a known name pair, else exactly two image columns; a single image
-    column gives (col, col) (side-by-side)."""
-    names = column_names(dataset)
-    for a, b in candidates:
-        if a in names and b in names:
-            return a, b
-    images = image_columns(dataset)
-    if len(images) in (1, 2):
-        return images[0], images[-1]
-    raise ValueError(f"Cannot tell which columns hold the two images: columns {names}, image "
-                     f"columns {images}. Name them explicitly (e.g. --source_column and "
-                     "--target_column).")
-
-
-def _can_hold_images(feature: Any) -> bool:
-    """Image features, ``{"bytes", "path"}`` structs, and string (path) / binary (bytes) values."""
-    if isinstance(feature, dict):
-        return bool(feature) and set(feature) <= {"bytes", "path"}
-    if isinstance(feature, datasets.Value):
-        return feature.dtype in ("string", "large_string", "binary", "large_binary")
-    return isinstance(feature, datasets.Image)
-
-
-def as_undecoded(dataset: AnyDataset, *columns: str) -> AnyDataset:
-    """Cast ``columns`` to ``datasets.Image(decode=False)`` (metadata-only for Image columns).
-
-    Do this FIRST: a streaming dataset decodes its Image columns in every later ``map`` step
-    (``select_columns`` / ``rename_columns`` included), which would crash on a bad file. A
-    column that cannot hold images (numbers, lists...) is a ValueError here, not an Arrow error
-    at the first row (streaming casts lazily).
-    """
-    for column in dict.fromkeys(columns):
-        feature = dataset.features.get(column) if dataset.features is not None else None
-        if feature is not None and not _can_hold_images(feature):
-            raise ValueError(f"Column {column!r} holds {feature}, not images (an Image feature, "
-                             "file paths or encoded bytes); name the image columns explicitly "
-                             "(--source_column/--target_column or --domain_a_column/"
-                             "--domain_b_column).")
-        try:
-            dataset = dataset.cast_column(column, datasets.Image(decode=False))
-        except (TypeError, ValueError, NotImplementedError) as err:
-            feature = dataset.features[column] if dataset.features else "?"
-            raise ValueError(f"Column {column!r} holds {feature}, not images: {err}") from err
-    return dataset
-
-
-def select_renamed(dataset: AnyDataset, mapping: dict[str, str]) -> AnyDataset:
-    """Keep the columns of ``mapping`` (old -> new) and rename them (swaps are allowed)."""
-    dataset = dataset.select_columns(list(mapping))
-    temporary = {old: f"__wkd_{i}" for i, old in enumerate(mapping)}
-    dataset = dataset.rename_columns(temporary)
-    return dataset.rename_columns({temporary[old]: new for old, new in mapping.items()})
-
-
-# ----------------------------------------------------------------------------- image paths
-HUB_URL_PREFIXES = ("hf://",)
-
-
-def _guarded_value(value: Any, roots: tuple[str, ...], hub: bool = False) -> Any:
-    """A path-only image value of a local dataset: a relative path joined to the data folder
-    (not the working directory), and a path outside the folder (absolute, ``..``, a URL)
-    replaced by a refusal that decodes as a bad image naming the path (the file is never read).
-    For a Hub dataset (``hub``; ``roots`` = the Hugging Face caches) only ``hf://`` URLs and
-    absolute paths inside the caches are kept."""
-    if not isinstance(value, Mapping) or value.get("bytes") is not None or not value.get("path"):
-        return value
-    path = value["path"]
-    if hub:
-        if path.startswith(HUB_URL_PREFIXES):
-            return value
-        inside = os.path.isabs(path) and "://" not in path and any(
-            os.path.commonpath([os.path.normpath(path), root]) == root for root in roots)
-        if inside:
-            return value
-        reason = (f"the image path of a Hub dataset points outside the Hugging Face caches and "
-                  f"the Hub ({path}); it was not read")
-        return {"bytes": REFUSED_PATH_PREFIX + reason.encode(), "path": path}
-    if os.path.isabs(path) and "://" not in path:
-        inside = any(os.path.commonpath([os.path.normpath(path), root]) == root for root in roots)
-        why = None if inside else "is an absolute path outside the data folder"
-    else:
-        why = unsafe_file_name(path, "the data folder")
-    if why:
-        reason = f"the image path {why} ({roots[0]}); it was not read"
-        return {"bytes": REFUSED_PATH_PREFIX + reason.encode(), "path": path}
-    if not os.path.isabs(path):
-        return {"bytes": None, "path": os.path.join(roots[0], os.path.normpath(path))}
-    return value
-
-
-def _guard_batch(batch: dict[str, list], columns: list[str], roots: tuple[str, ...],
-                 hub: bool = False) -> dict[str, list]:
-    return {column: [_guarded_value(v, roots, hub) for v in batch[column]] for column in columns}
-
-
-def _cache_roots(cache_dir: str | None = None) -> tuple[str, ...]:
-    """Where a Hub dataset's files legitimately live on this machine."""
-    from huggingface_hub import constants as hub_constants
-
-    paths = [datasets.config.HF_DATASETS_CACHE, hub_constants.HF_HUB_CACHE, cache_dir]
-    return tuple(dict.fromkeys(os.path.normpath(os.path.realpath(p)) for p in paths if p))
-
-
-def _path_only_paths(dataset: datasets.Dataset, column: str) -> list[str]:
-    """Paths of the values of ``column`` that have no bytes (read from Arrow, bytes untouched)."""
-    import pyarrow.compute as pc
-
-    values = dataset.data.column(column)
-    paths = pc.filter(pc.struct_field(values, "path"), pc.is_null(pc.struct_field(values, "bytes")))
-    return [path for path in paths.to_pylist() if path]
-
-
-def guard_local_paths(dataset: AnyDataset, folder: Path | None, *columns: str,
-                      cache_dir: str | None = None) -> AnyDataset:
-    """Keep image values from reading files they should not: a LOCAL dataset's (``folder``)
-    stay inside ``folder``, a Hub dataset's (``folder`` None) inside the Hugging Face caches or
-    on the Hub (see :func:`_guarded_value`). ``columns`` must be undecoded (``as_undecoded``).
-    Map-style data is rewritten only when some value needs it (imagefolder paths are absolute
-    paths inside the folder or the cache); streaming data is checked row by row."""
-    hub = folder is None
-    roots = _cache_roots(cache_dir) if hub else tuple(dict.fromkeys(
-        os.path.normpath(p) for p in (os.path.abspath(folder), os.path.realpath(folder))))
-    columns = list(dict.fromkeys(columns))
-    kwargs: dict[str, Any] = {"batched": True, "features": dataset.features,
-                              "fn_kwargs": {"columns": columns, "roots": roots, "hub": hub}}
-    if isinstance(dataset, datasets.Dataset):
-        values = ({"bytes": None, "path": path} for column in columns
-                  for path in _path_only_paths(dataset, column))
-        if all(_guarded_value(value, roots, hub) is value for value in values):
-            return dataset  # nothing to change: no rewrite of the table
-        kwargs["desc"] = "checking image paths"
-    return dataset.map(_guard_batch, **kwargs)
 
 
 # ----------------------------------------------------------------------------- paired
@@ -584,7 +200,7 @@ def _paired_columns(dataset: AnyDataset, source_column: str | None, target_colum
 
 
 def _refuse_unpaired_folder(folder: Path | None) -> None:
-    if folder is not None and not _is_saved_to_disk(folder) and domain_folders(folder):
+    if folder is not None and not is_saved_to_disk(folder) and domain_folders(folder):
         raise ValueError(f"{folder} has CycleGAN domain folders ({domain_folders(folder)} + A/B): "
                          "unpaired data. Train on it with --mode cycle (distill.py also "
                          "--mode teacher_target), or give a folder of side-by-side AB images.")
@@ -691,7 +307,7 @@ def load_unpaired_datasets(
     rows where a domain's image is None are dropped from that domain.
     """
     folder = local_source(dataset_name, train_data_dir)
-    if folder is not None and not _is_saved_to_disk(folder) and domain_folders(folder):
+    if folder is not None and not is_saved_to_disk(folder) and domain_folders(folder):
         domain_a, domain_b = _unpaired_from_folders(folder, split, streaming, cache_dir)
     else:
         splits = load_splits(dataset_name=dataset_name, dataset_config_name=dataset_config_name,

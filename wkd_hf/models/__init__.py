@@ -8,7 +8,7 @@ it to ``MODEL_CLASSES`` (and ``GENERATOR_CLASSES``) below.
 Errors raised by the loading helpers (catch them by class, or as ValueError / OSError): see
 ``wkd_hf.models.loading`` (``NotAModelFolderError``, ``UnknownModelClassError``,
 ``WrongModelClassError``, ``WeightsMismatchError``, ``CorruptWeightsError``: ValueError;
-``HubUnreachableError``: OSError).
+``wkd_hf.hub_access.HubUnreachableError``: OSError).
 """
 
 from __future__ import annotations
@@ -23,12 +23,10 @@ from .loading import (
     CONFIG_NAME,
     HUB_KWARGS,
     CorruptWeightsError,
-    HubUnreachableError,
     NotAModelFolderError,
     UnknownModelClassError,
     WeightsMismatchError,
     WrongModelClassError,
-    hub_download,
     read_model_config,
 )
 from .resnet_generator import ResnetGenerator
@@ -40,7 +38,6 @@ __all__ = [
     "GENERATOR_CLASSES",
     "MODEL_CLASSES",
     "CorruptWeightsError",
-    "HubUnreachableError",
     "NotAModelFolderError",
     "PatchDiscriminator",
     "ResnetGenerator",
@@ -49,7 +46,6 @@ __all__ = [
     "UnknownModelClassError",
     "WeightsMismatchError",
     "WrongModelClassError",
-    "hub_download",
     "init_weights",
     "load_pretrained_model",
     "read_model_config",

@@ -208,3 +208,25 @@ def init_weights(model: nn.Module, init_type: str = "normal", gain: float = 0.02
             nn.init.normal_(module.weight, 1.0, gain)
             nn.init.zeros_(module.bias)
     return model
+
+
+def size_rule(model: Any) -> tuple[int, int]:
+    """``(multiple, minimum)``: input sides the generator accepts, read from its
+    ``check_input_size(height, width)`` (ResNet: multiples of 4, at least 8; U-Net with
+    ``num_downs`` n: multiples of 2**n)."""
+    check = getattr(model, "check_input_size", None)
+    if not callable(check):
+        return 1, 1
+
+    def fits(size: int) -> bool:
+        try:
+            check(size, size)
+        except ValueError:
+            return False
+        return True
+
+    minimum = next((s for s in range(1, 4097) if fits(s)), None)
+    if minimum is None:
+        raise ValueError(f"{type(model).__name__} accepts no input size up to 4096 px")
+    multiple = next((k for k in range(1, minimum + 4097) if fits(minimum + k)), minimum)
+    return multiple, minimum

@@ -19,16 +19,13 @@ import codecs
 import json
 import os
 
-import huggingface_hub
 from huggingface_hub.errors import (
     EntryNotFoundError,
     HFValidationError,
-    LocalEntryNotFoundError,
-    OfflineModeIsEnabled,
 )
-from huggingface_hub.utils import validate_repo_id
 
-from ..hub import HubUnavailableError, hub_unreachable_reason
+from ..hub_access import HubUnreachableError, hub_download, hub_unreachable_reason
+from ..output_folders import check_export_complete
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -65,35 +62,6 @@ FLOAT_DTYPES = ("F64", "F32", "F16", "BF16")
 
 class CorruptWeightsError(ValueError):
     """The weights file is not a readable checkpoint (LFS pointer, text, empty, truncated)."""
-
-
-# One error for "the Hub cannot be reached" across models, datasets and uploads.
-HubUnreachableError = HubUnavailableError
-
-
-def hub_download(
-    repo_id: str,
-    filename: str,
-    subfolder: str | None = None,
-    local_files_only: bool | None = None,
-    **hub_kwargs,
-) -> str:
-    """``huggingface_hub.hf_hub_download`` that fails within seconds, with one clear
-    ``HubUnreachableError``, when the Hub cannot be reached and the file is not cached (instead of
-    huggingface_hub's retries). A file missing from a reachable repo raises ``EntryNotFoundError``;
-    an invalid id ``HFValidationError``. ``hub_kwargs``: ``revision``, ``cache_dir``, ``token``."""
-    validate_repo_id(repo_id)
-    why = "local_files_only=True" if local_files_only else hub_unreachable_reason()
-    kwargs = {"subfolder": subfolder} if subfolder else {}
-    try:
-        return huggingface_hub.hf_hub_download(
-            repo_id, filename, local_files_only=why is not None, **kwargs, **hub_kwargs
-        )
-    except (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError, TimeoutError) as err:
-        raise HubUnreachableError(
-            f"could not reach the Hub for {repo_id!r} ({why or 'no network'}) and {filename!r} is "
-            f"not in the local cache; pass a local folder, or run `hf download {repo_id}` first"
-        ) from err
 
 
 # ----------------------------------------------------------------------------- files
@@ -219,8 +187,6 @@ def check_config_bounds(cls, config: dict, where: str) -> None:
 def _check_local_folder(folder: str, where: str) -> None:
     """An unfinished export is refused; integer tensors (a quantised file) where the network
     has float weights are refused instead of being cast to zeros."""
-    from ..output_folders import check_export_complete
-
     check_export_complete(folder)
     path = os.path.join(folder, WEIGHTS_NAMES[0])
     if not os.path.isfile(path) or weights_file_problem(path):

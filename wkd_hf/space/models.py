@@ -13,8 +13,10 @@ import PIL.ImageOps
 import torch
 
 from ..data.images import get_max_image_pixels
+from ..hub_access import hub_model_snapshot
 from ..metrics.efficiency import count_macs, count_parameters
-from ..pipeline import CYCLE_SUBFOLDERS, ImageTranslationPipeline, _download
+from ..names import CYCLE_SUBFOLDERS
+from ..pipeline import ImageTranslationPipeline
 
 DEFAULT_MAX_SIDE = 1024  # longer inputs are resized (with a note): a visitor's 24 MP photo on CPU
 CYCLE_DIRECTIONS = ("a2b", "b2a")
@@ -43,7 +45,7 @@ class Network:
 
 def local_folder(source: str, local_files_only: bool | None = None) -> str:
     """``source`` itself when it exists here, else its Hub snapshot (json + weights)."""
-    return source if os.path.exists(source) else _download(source, local_files_only)
+    return source if os.path.exists(source) else hub_model_snapshot(source, local_files_only)
 
 
 def is_cycle_folder(folder: str) -> bool:

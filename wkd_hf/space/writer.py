@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -14,9 +15,10 @@ from pathlib import Path
 
 import PIL.Image
 
-from .. import __version__
-from ..cards import is_hub_id
+from .. import __version__, recipes
+from ..cards import base_model_for, is_hub_id
 from ..hub import EVAL_SECTION_END, EVAL_SECTION_START, check_hub_reachable
+from ..names import ARGS_FILE
 
 CONFIG_FILE = "space_config.json"
 MAX_EXAMPLES = 4
@@ -65,15 +67,11 @@ def validation_images(run_folder: str | os.PathLike, limit: int = MAX_EXAMPLES
     """The run's fixed validation images (its first validation batch, rebuilt from ``args.json``
     as training built it); CycleGAN runs give domain A's then domain B's. Raises when the run's
     data cannot be read here (moved, offline)."""
-    import argparse
-
-    from .. import recipes
-
     # args.json keeps the arguments that applied; these shape only the (unused) training loader
     defaults = {"shuffle_buffer_size": 1000, "domain_a_column": None, "domain_b_column": None,
                 "streaming": False, "cache_dir": None, "max_train_samples": None,
                 "direction": "AtoB"}
-    saved = json.loads((Path(run_folder) / "args.json").read_text("utf-8"))
+    saved = json.loads((Path(run_folder) / ARGS_FILE).read_text("utf-8"))
     args = argparse.Namespace(**{**defaults, **saved})
     args.num_validation_images = min(limit, args.num_validation_images)
     args.dataloader_num_workers = 0
@@ -176,17 +174,13 @@ def push_space(folder: str | os.PathLike, space_id: str, token: str | None = Non
 def batch_examples(batch, limit: int = MAX_EXAMPLES) -> list[PIL.Image.Image]:
     """A run's validation batch (``source``, or CycleGAN's ``A`` and ``B``; N x C x H x W in
     [-1, 1]) as PIL examples."""
-    from ..recipes import to_pil
-
     keys = [key for key in ("source", "A", "B") if key in (batch or {})]
-    return [image for key in keys for image in to_pil(batch[key][:limit])]
+    return [image for key in keys for image in recipes.to_pil(batch[key][:limit])]
 
 
 def push_run_space(output_dir: str | os.PathLike, args, batch=None) -> str:
     """``--push_to_hub --hub_space_id``: the Space of a just-uploaded run (the student is
     ``--hub_model_id``; the teacher its Hub id when known); returns the Space's URL."""
-    from ..cards import base_model_for
-
     with tempfile.TemporaryDirectory() as tmp:
         card = Path(output_dir) / "README.md"
         folder = write_space(

@@ -4,17 +4,25 @@ serve it here (``--launch``, on 127.0.0.1)."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
 from collections.abc import Sequence
 
 from ..cards import is_hub_id
+from ..names import ARGS_FILE
+from ..space import writer
+from ..space.models import load_networks
+from ..space.writer import validation_images
+from . import PLAIN_ERRORS, guarded
+
+PROG = "wkd-space"
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
-        prog="wkd-space", allow_abbrev=False,
+        prog=PROG, allow_abbrev=False,
         description="Write a Gradio Space (app.py, requirements.txt, README.md, examples/) that "
                     "shows a student beside its teacher, with latencies, params and MACs.")
     p.add_argument("--model", required=True, help="The student: an output folder (CycleGAN "
@@ -71,11 +79,9 @@ def _hub_ids(args: argparse.Namespace) -> tuple[str | None, str | None]:
 
 
 def _examples(args: argparse.Namespace) -> list:
-    from .writer import validation_images
-
     if args.examples:
         return args.examples
-    if not os.path.isfile(os.path.join(args.model, "args.json")):
+    if not os.path.isfile(os.path.join(args.model, ARGS_FILE)):
         return []  # not a run folder (a saved pipeline, a Hub id)
     try:
         return validation_images(args.model)
@@ -87,9 +93,6 @@ def _examples(args: argparse.Namespace) -> list:
 
 def run(args: argparse.Namespace) -> str:
     """Write (and push / serve) the Space; returns the folder."""
-    from . import writer
-    from .models import load_networks
-
     student_id, teacher_id = _hub_ids(args)
     if args.push_to_hub:
         writer.check_hub_reachable()  # before any work
@@ -113,9 +116,7 @@ def run(args: argparse.Namespace) -> str:
         url = writer.push_space(folder, args.hub_space_id, args.hub_token, args.hub_private_repo)
         print(f"pushed it to {url}")
     if args.launch:
-        import json
-
-        from .app import build_demo
+        from ..space.app import build_demo  # gradio: only when serving
 
         config = json.loads((folder / writer.CONFIG_FILE).read_text(encoding="utf-8"))
         # the local folders' networks, also after a push
@@ -126,20 +127,12 @@ def run(args: argparse.Namespace) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``wkd-space``: a problem is one ``error:`` line (exit 1), never a traceback."""
-    from ..hub import HubUnavailableError
-
     args = parse_args(argv)
-    try:
-        run(args)
-    except KeyboardInterrupt:
-        return 130
-    except Exception as err:  # noqa: BLE001 - one line for the shell
-        if os.environ.get("WKD_HF_TRACEBACK"):
-            raise
-        kind = "" if isinstance(err, (HubUnavailableError, ValueError)) else \
-            f"{type(err).__name__}: "
-        print(f"wkd-space: error: {kind}{err}".splitlines()[0], file=sys.stderr)
-        return 1
+    return guarded(PROG, lambda: _run(args), plain=PLAIN_ERRORS)
+
+
+def _run(args: argparse.Namespace) -> int:
+    run(args)
     return 0
 
 
