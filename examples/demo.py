@@ -4,10 +4,12 @@
 1. Builds a small real paired denoising dataset from photographs shipped inside installed
    packages: noisy (Gaussian, sigma 0.15) -> clean, held out by photo (``examples/demo_data.py``);
    64 px training crops (RGB channels in random order: colour augmentation), 128 px test crops.
-2. Distils two students of the same size from the committed pix2pix teacher
+2. Distils two students of the same size from the committed pix2pix U-Net teacher
    (``examples/demo_teacher/``, trained once by ``make demo-teacher``), one with wavelet knowledge
    distillation (high bands) and one without any KD, with ``accelerate launch`` of the real
-   training scripts (2 CPU threads each, always).
+   training scripts (2 CPU threads each, always). Teacher and students weight the GAN term 0.1
+   (pix2pix: 1) beside L1 x 100 (the demo's earlier teacher, ngf 32 with pix2pix's weight, left
+   grain and turned the test flower's teal background navy).
 3. Prints params, MACs, measured CPU latency and held-out quality for the noisy input (doing
    nothing) and the three networks, and saves the student folders (with model cards) and a
    comparison grid.
@@ -56,7 +58,7 @@ class DemoSettings:
     test_resolution: int = 128  # held-out crops: evaluated and shown larger
     test_crops_per_photo: int = 16
     noise_sigma: float = 0.15
-    teacher_ngf: int = 32
+    teacher_ngf: int = 16
     num_downs: int = 6  # U-Net depth: inputs must be multiples of 2**6 = 64 px
     student_ngf: int = 8
     discriminator_ndf: int = 16
@@ -64,6 +66,7 @@ class DemoSettings:
     teacher_steps: int = 3000  # make demo-teacher only
     student_steps: int = 1200
     lambda_wkd: float = 10.0
+    lambda_gan: float = 0.1  # GAN weight (pix2pix: 1) beside L1 100, teacher and students
     grid_rows_per_photo: int = 3
     latency_resolution: int = 256
     latency_repeats: int = 20
@@ -114,12 +117,13 @@ def train_teacher(data_dir: Path, output_dir: Path, settings: DemoSettings,
     steps, one thread, and a rerun resumes from ``output_dir``'s newest checkpoint."""
     flags = {**common_flags(data_dir, settings, settings.teacher_steps, output_dir),
              "mode": "paired", "generator": "unet", "ngf": settings.teacher_ngf,
-             "num_downs": settings.num_downs, "norm_type": "batch", "ndf": 32}
+             "num_downs": settings.num_downs, "norm_type": "batch", "ndf": 32,
+             "lambda_gan": settings.lambda_gan}
     if not resumable:
         launch("train_teacher.py", flags)
         return
     resume = any(output_dir.glob("checkpoint-*"))
-    flags["checkpointing_steps"] = 250
+    flags["checkpointing_steps"] = 500
     launch("train_teacher.py", {**flags, **({"resume_from_checkpoint": "latest"} if resume else {})},
            overwrite=not resume, threads=TEACHER_THREADS)
 
@@ -147,7 +151,8 @@ def publish_teacher(run_dir: Path, settings: DemoSettings, target: Path | None =
     with open(staging / "README.md", "a", encoding="utf-8") as card:
         card.write(TEACHER_NOTE.format(steps=settings.teacher_steps, sigma=settings.noise_sigma,
                                        crops=settings.crops_per_photo,
-                                       resolution=settings.resolution))
+                                       resolution=settings.resolution,
+                                       lambda_gan=settings.lambda_gan))
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     logger.info("Demo teacher written to %s", target)
@@ -160,11 +165,14 @@ TEACHER_NOTE = """
 Trained once by `make demo-teacher` (`python examples/demo.py --train_teacher`) for {steps} steps
 on the demo's denoising set (`examples/demo_data.py`: {crops} crops of {resolution} px per train
 photo, Gaussian noise sigma {sigma:g}, each train crop's RGB channels in a random order as colour
-augmentation; the test photos are held out). `make demo` distils its students from this folder.
+augmentation; the test photos are held out), with the GAN term weighted {lambda_gan:g} (pix2pix:
+1) beside L1 x 100 (the demo's earlier teacher, ngf 32 with pix2pix's weight, left grain and
+turned the test flower's teal background navy).
+`make demo` distils its students from this folder.
 """
 
 TEACHER_KEYS = ("resolution", "crops_per_photo", "noise_sigma", "teacher_ngf", "num_downs",
-                "teacher_steps", "batch_size")  # what shapes the committed teacher
+                "teacher_steps", "batch_size", "lambda_gan")  # what shapes the committed teacher
 
 
 def committed_teacher(settings: DemoSettings, folder: Path | None = None) -> Path | None:
@@ -199,7 +207,7 @@ def train_all(data_dir: Path, out: Path, settings: DemoSettings) -> dict[str, Pa
             **common_flags(data_dir, settings, settings.student_steps, folders[name]),
             "teacher_model_name_or_path": folders["teacher"], "student_ngf": settings.student_ngf,
             "discriminator_ndf": settings.discriminator_ndf, "wkd_bands": bands,
-            "wkd_levels": 3, "lambda_wkd": settings.lambda_wkd})
+            "wkd_levels": 3, "lambda_wkd": settings.lambda_wkd, "lambda_gan": settings.lambda_gan})
     return folders
 
 
