@@ -53,6 +53,8 @@ def test_demo_distils_from_the_committed_teacher_and_trains_one_only_without_it(
     launched = []
     monkeypatch.setattr(demo, "launch", lambda script, flags, **kw: launched.append(
         (script, flags.get("teacher_model_name_or_path"))))
+    monkeypatch.setattr(demo, "launch_together", lambda jobs: launched.extend(
+        (script, flags.get("teacher_model_name_or_path")) for script, flags in jobs.values()))
     settings = demo.DemoSettings()
     committed = tmp_path / "demo_teacher"
     _fake_teacher(committed, settings, demo)
