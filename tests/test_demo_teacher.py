@@ -131,3 +131,15 @@ def test_committed_teacher_beats_its_input_clearly_and_keeps_the_colours(tmp_pat
         assert psnr(output) > psnr(source) + MIN_GAIN_DB, photo
         cast = (output[rows] - target[rows]).mean(dim=(0, 2, 3)) * 127.5  # grey levels, per RGB
         assert cast.abs().max() < MAX_CAST, (photo, cast)
+
+
+def test_students_side_by_side_fail_with_one_line_naming_the_log(tmp_path):
+    demo = _module("demo")
+    jobs = {tmp_path / "good.log": ("distill.py", {"help": ""}),  # --help: exits 0
+            tmp_path / "bad.log": ("distill.py", {"no_such_flag": 1})}
+    with pytest.raises(SystemExit) as failure:
+        demo.launch_together(jobs)
+    message = str(failure.value)
+    assert message.startswith("error:") and str(tmp_path / "bad.log") in message
+    assert "good.log" not in message and "\n" not in message
+    assert "no_such_flag" in (tmp_path / "bad.log").read_text()  # the child's own output is there
