@@ -4,10 +4,12 @@
 1. Builds a small real paired denoising dataset from photographs shipped inside installed
    packages: noisy (Gaussian, sigma 0.15) -> clean, held out by photo (``examples/demo_data.py``);
    64 px training crops (RGB channels in random order: colour augmentation), 128 px test crops.
-2. Distils two students of the same size from the committed pix2pix teacher
+2. Distils two students of the same size from the committed pix2pix U-Net teacher
    (``examples/demo_teacher/``, trained once by ``make demo-teacher``), one with wavelet knowledge
    distillation (high bands) and one without any KD, with ``accelerate launch`` of the real
-   training scripts (2 CPU threads each, always).
+   training scripts, side by side (1 CPU thread each, always). The teacher weights the GAN term
+   0.1 (pix2pix: 1) beside L1 x 100 (the demo's earlier teacher, ngf 32 with pix2pix's weight,
+   left grain and turned the test flower's teal background navy); the students use pix2pix's 1.
 3. Prints params, MACs, measured CPU latency and held-out quality for the noisy input (doing
    nothing) and the three networks, and saves the student folders (with model cards) and a
    comparison grid.
@@ -56,7 +58,7 @@ class DemoSettings:
     test_resolution: int = 128  # held-out crops: evaluated and shown larger
     test_crops_per_photo: int = 16
     noise_sigma: float = 0.15
-    teacher_ngf: int = 32
+    teacher_ngf: int = 16
     num_downs: int = 6  # U-Net depth: inputs must be multiples of 2**6 = 64 px
     student_ngf: int = 8
     discriminator_ndf: int = 16
@@ -64,6 +66,8 @@ class DemoSettings:
     teacher_steps: int = 3000  # make demo-teacher only
     student_steps: int = 1200
     lambda_wkd: float = 10.0
+    teacher_lambda_gan: float = 0.1  # GAN weight beside L1 x 100 (pix2pix: 1): less grain
+    student_lambda_gan: float = 1.0  # pix2pix's: at 0.1 the 4x smaller students came out grey
     grid_rows_per_photo: int = 3
     latency_resolution: int = 256
     latency_repeats: int = 20
@@ -75,28 +79,51 @@ QUICK = DemoSettings(resolution=32, crops_per_photo=4, test_resolution=64, test_
                      latency_resolution=64, latency_repeats=2)
 
 
-THREADS = 2  # fixed: the figures depend on the number of threads (the order of float sums)
-TEACHER_THREADS = 1  # make demo-teacher: one thread holds up best on a shared machine
+# Fixed: the figures depend on the number of threads (the order of float sums). One thread per
+# process, the two students side by side: both cores of a 2-core machine busy, and no thread of an
+# op waiting for another that a loaded machine has descheduled (2 threads ran ~30x slower there).
+THREADS = 1
 LOOK_AT = ("Look at {grid}: one held-out crop per row; columns noisy input | teacher | "
            "WKD student | no-KD student | clean target. Compare the noise left in flat areas "
            "(sky, fur, petals) and the sharpness of edges and fine texture.")
 
 
-def launch(script: str, flags: dict[str, object], overwrite: bool = True,
-           threads: int = THREADS) -> None:
-    """``accelerate launch training_scripts/<script>`` with ``--key value`` flags."""
+def _command(script: str, flags: dict[str, object], overwrite: bool) -> list[str]:
+    """``accelerate launch training_scripts/<script>`` with ``--key value`` flags, 1 thread."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "1",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--num_cpu_threads_per_process", str(threads),
+               "--num_cpu_threads_per_process", str(THREADS),
                str(ROOT / "training_scripts" / script)]
     for key, value in flags.items():
         command += [f"--{key}", str(value)]
     command += ["--overwrite_output_dir"] if overwrite else []  # demo reruns
     shown = command[command.index(str(ROOT / "training_scripts" / script)) + 1:]
     logger.info("$ accelerate launch training_scripts/%s %s", script, " ".join(shown))
+    return command
+
+
+def launch(script: str, flags: dict[str, object], overwrite: bool = True) -> None:
+    """Run one training script to its end (its progress on this terminal)."""
     start = time.perf_counter()
-    subprocess.run(command, check=True)
+    subprocess.run(_command(script, flags, overwrite), check=True)
     logger.info("%s done in %.1f min", script, (time.perf_counter() - start) / 60)
+
+
+def launch_together(jobs: dict[Path, tuple[str, dict[str, object]]]) -> None:
+    """Run the training scripts of ``jobs`` (log file -> (script, flags)) at the same time, one
+    thread each, each writing its output to its log; fails, naming the log, if any fails."""
+    start, running = time.perf_counter(), {}
+    for log, (script, flags) in jobs.items():
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "w") as stream:  # the child keeps its own handle
+            running[log] = subprocess.Popen(_command(script, flags, True), stdout=stream,
+                                            stderr=subprocess.STDOUT)
+    logger.info("Training %d students side by side (1 thread each); progress in %s",
+                len(jobs), ", ".join(str(log) for log in jobs))
+    failed = [log for log, process in running.items() if process.wait() != 0]
+    if failed:
+        raise SystemExit(f"error: training failed, see the end of {', '.join(map(str, failed))}")
+    logger.info("Students done in %.1f min", (time.perf_counter() - start) / 60)
 
 
 def common_flags(data_dir: Path, settings: DemoSettings, steps: int, output_dir: Path) -> dict:
@@ -114,14 +141,15 @@ def train_teacher(data_dir: Path, output_dir: Path, settings: DemoSettings,
     steps, one thread, and a rerun resumes from ``output_dir``'s newest checkpoint."""
     flags = {**common_flags(data_dir, settings, settings.teacher_steps, output_dir),
              "mode": "paired", "generator": "unet", "ngf": settings.teacher_ngf,
-             "num_downs": settings.num_downs, "norm_type": "batch", "ndf": 32}
+             "num_downs": settings.num_downs, "norm_type": "batch", "ndf": 32,
+             "lambda_gan": settings.teacher_lambda_gan}
     if not resumable:
         launch("train_teacher.py", flags)
         return
     resume = any(output_dir.glob("checkpoint-*"))
-    flags["checkpointing_steps"] = 250
+    flags["checkpointing_steps"] = 500
     launch("train_teacher.py", {**flags, **({"resume_from_checkpoint": "latest"} if resume else {})},
-           overwrite=not resume, threads=TEACHER_THREADS)
+           overwrite=not resume)
 
 
 def _repo_relative(path: str) -> str:
@@ -147,7 +175,8 @@ def publish_teacher(run_dir: Path, settings: DemoSettings, target: Path | None =
     with open(staging / "README.md", "a", encoding="utf-8") as card:
         card.write(TEACHER_NOTE.format(steps=settings.teacher_steps, sigma=settings.noise_sigma,
                                        crops=settings.crops_per_photo,
-                                       resolution=settings.resolution))
+                                       resolution=settings.resolution,
+                                       lambda_gan=settings.teacher_lambda_gan))
     shutil.rmtree(target, ignore_errors=True)
     staging.rename(target)
     logger.info("Demo teacher written to %s", target)
@@ -160,11 +189,14 @@ TEACHER_NOTE = """
 Trained once by `make demo-teacher` (`python examples/demo.py --train_teacher`) for {steps} steps
 on the demo's denoising set (`examples/demo_data.py`: {crops} crops of {resolution} px per train
 photo, Gaussian noise sigma {sigma:g}, each train crop's RGB channels in a random order as colour
-augmentation; the test photos are held out). `make demo` distils its students from this folder.
+augmentation; the test photos are held out), with the GAN term weighted {lambda_gan:g} (pix2pix:
+1) beside L1 x 100 (the demo's earlier teacher, ngf 32 with pix2pix's weight, left grain and
+turned the test flower's teal background navy).
+`make demo` distils its students from this folder.
 """
 
 TEACHER_KEYS = ("resolution", "crops_per_photo", "noise_sigma", "teacher_ngf", "num_downs",
-                "teacher_steps", "batch_size")  # what shapes the committed teacher
+                "teacher_steps", "batch_size", "teacher_lambda_gan")  # what shapes the committed teacher
 
 
 def committed_teacher(settings: DemoSettings, folder: Path | None = None) -> Path | None:
@@ -194,12 +226,15 @@ def train_all(data_dir: Path, out: Path, settings: DemoSettings) -> dict[str, Pa
         train_teacher(data_dir, teacher, settings)
     folders = {"teacher": teacher, "WKD student": out / "student_wkd",
                "no-KD student": out / "student_nokd"}
+    jobs = {}
     for name, bands in (("WKD student", "high"), ("no-KD student", "none")):
-        launch("distill.py", {
+        jobs[out / f"{folders[name].name}.log"] = ("distill.py", {
             **common_flags(data_dir, settings, settings.student_steps, folders[name]),
             "teacher_model_name_or_path": folders["teacher"], "student_ngf": settings.student_ngf,
             "discriminator_ndf": settings.discriminator_ndf, "wkd_bands": bands,
-            "wkd_levels": 3, "lambda_wkd": settings.lambda_wkd})
+            "wkd_levels": 3, "lambda_wkd": settings.lambda_wkd,
+            "lambda_gan": settings.student_lambda_gan})
+    launch_together(jobs)
     return folders
 
 
@@ -283,7 +318,7 @@ def run(out: Path, settings: DemoSettings) -> list[dict]:
           "held-out photos.\nPSNR/SSIM against the clean targets (higher is better); LL/HH = "
           "the paper's per-band normalised L1 (lower is better); 'noisy input' = doing nothing."
           f"\nLatency: median of {settings.latency_repeats} interleaved CPU rounds at "
-          f"{settings.latency_resolution} px, batch 1, {THREADS} threads.\n\n{table}\n")
+          f"{settings.latency_resolution} px, batch 1, threads: {THREADS}.\n\n{table}\n")
     print(LOOK_AT.format(grid=out / "comparison.png"))
     print(f"\nFinished in {(time.perf_counter() - start) / 60:.1f} min. Everything is in {out}:")
     for name, folder in folders.items():

@@ -48,3 +48,39 @@ def test_cycle_runs_write_one_grid_per_direction_as_the_readme_says(tmp_path):
     section = (ROOT / "README.md").read_text().split("### What a run writes")[1].split("###")[0]
     assert all(f"`{p.name}`" in section for p in paths.values())
     assert "`validation/step-N_a2b.png`" in section and "labelled columns" in section
+
+
+def _ink_runs(strip: np.ndarray) -> list[int]:
+    """Widths of the blank gaps between inked pixel columns of ``strip`` (H x W grey)."""
+    inked = (strip < 160).any(axis=0)
+    cols = np.flatnonzero(inked)
+    return [int(b - a - 1) for a, b in zip(cols[:-1], cols[1:]) if b - a > 1]
+
+
+def test_words_of_a_label_are_clearly_apart():
+    """Pillow's own space is 2-3 px at this size, barely wider than the 1-2 px between letters:
+    'WKD student' read as 'WKDstudent'. A space must be at least twice a letter gap."""
+    for name in ("WKD student", "no-KD student", "noisy input", "teacher"):
+        grid = image_grid({name: torch.zeros(1, 3, 128, 128)}, labels=True)
+        gaps = _ink_runs(np.asarray(grid.convert("L"))[:LABEL_HEIGHT])
+        assert sum(gap >= 4 for gap in gaps) == name.count(" "), (name, gaps)
+
+
+def test_a_long_label_wraps_onto_a_second_line_within_its_column():
+    from PIL import Image, ImageDraw
+
+    from wkd_hf.grid_labels import _font, _line_width, _word_gap, wrap_label
+
+    draw, font = ImageDraw.Draw(Image.new("RGB", (1, 1))), _font()
+    assert wrap_label(draw, "no-KD student", font, 48) == [["no-KD"], ["student"]]
+    assert wrap_label(draw, "no-KD student", font, 128) == [["no-KD", "student"]]
+    lines = wrap_label(draw, "a very long column name that cannot fit", font, 48)
+    assert len(lines) == 2 and lines[-1][-1].endswith("..")
+    assert all(_line_width(draw, line, font, _word_gap(draw, font)) <= 48 for line in lines)
+    # Drawn: ink on both lines, none outside the column.
+    grid = image_grid({"no-KD student": torch.zeros(1, 3, 48, 48),
+                       "x": torch.zeros(1, 3, 48, 48)}, labels=True)
+    strip = np.asarray(grid.convert("L"))[:LABEL_HEIGHT] < 160
+    half = LABEL_HEIGHT // 2
+    assert strip[:half, :48].any() and strip[half:, :48].any()
+    assert not strip[:, 48:50].any()
