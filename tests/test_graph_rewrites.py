@@ -121,7 +121,7 @@ def test_space_to_depth_skipped_where_sizes_may_not_fit(tmp_path):
 
 
 def test_export_cli_flag(tmp_path, capsys):
-    from wkd_hf.onnx_export import main
+    from wkd_hf.cli.export_onnx import main
 
     model = _model()
     model.save_pretrained(tmp_path / "m")
