@@ -25,7 +25,7 @@ The validation split is carved from train (``work_dir/data``: every 10th facade,
 60 zebras); test images are scored once per part, at its final step. A part is done when its
 ``RESULTS/<part>.json`` exists; a killed part resumes from its runs' checkpoints and curves, and
 ``--commit`` commits each chunk's curve (``<part>.progress.json``) and each finished part. Trained
-networks stay in ``--work_dir`` (not committed). All settings are in ``SCALES`` below.
+networks stay in ``--work_dir`` (not committed). All settings are in ``study_settings.py``.
 """
 
 from __future__ import annotations
@@ -49,77 +49,19 @@ from study_curves import (  # noqa: E402
     read_curve,
     write_curve,
 )
+from study_settings import (  # noqa: E402
+    FACADES_VARIANTS,
+    H2Z_VARIANTS,
+    PLATEAU,
+    SCALES,
+    TEST_METRICS,
+    VALIDATION_METRICS,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_ROOT = ROOT / "benchmarks" / "study_results" / "converged"
 RESULTS = RESULTS_ROOT / "cpu"  # set per --scale in main(): study_results/converged/<scale>/
 SHARED = Path(os.environ.get("WKD_HF_SHARED_DATA", ROOT.parent / "shared" / "data"))
-
-# One place for every setting. "cpu": ~8 h of a 2-core CPU in parts (constant learning rate:
-# pix2pix's first phase, so a chunked run equals one long run); "paper": the paper's 256 px
-# protocol (pix2pix: 286 -> 256 jitter, 200 epochs of batch 1 = 80k steps on 400 facades, linear
-# decay over the second half: one chunk, no curve beyond the final point).
-# horse -> zebra at cpu scale: no student made zebras in 2000 steps (ngf 8: target share 0.00),
-# and the ngf 16 no-KD curve at 1000-3000 steps still moves by +-15 % per point (a GAN at batch
-# 1): its stop rule may not fire before 8000 steps (7.5 epochs of the 1007 train horses).
-SCALES = {
-    "cpu": {"resolution": 64, "load_size": 64, "teacher_ngf": 64, "teacher_ndf": 64,
-            "teacher_max_steps": 12000, "teacher_curve_every": 1000, "student_ngf": 16,
-            "small_ngf": 8, "shrunk_ndf": 32, "small_ndf": 16, "student_max_steps": 4000,
-            "curve_every": 500, "seeds": [0, 1, 2], "kd_weight": 10.0,
-            "lr_scheduler": "constant", "window": 2, "tolerance": 0.02, "min_steps": 2000,
-            "teacher_min_steps": 4000, "h2z_resolution": 128,
-            "h2z_load_size": 128, "h2z_student_ngf": 16, "h2z_small_ngf": 8,
-            "h2z_max_steps": 12000, "h2z_curve_every": 1000, "h2z_min_steps": 8000,
-            "h2z_mixed_precision": "bf16", "validation_max": 60, "evaluator_steps": 1500,
-            "latency_rounds": 30},
-    "smoke": {"resolution": 32, "load_size": 32, "teacher_ngf": 8, "teacher_ndf": 16,
-              "teacher_max_steps": 4, "teacher_curve_every": 2, "student_ngf": 4,
-              "small_ngf": 2, "shrunk_ndf": 8, "small_ndf": 4, "student_max_steps": 4,
-              "curve_every": 2, "seeds": [0, 1], "kd_weight": 10.0,
-              "lr_scheduler": "constant", "window": 1, "tolerance": 0.02, "min_steps": 2,
-              "teacher_min_steps": 2, "h2z_resolution": 32,
-              "h2z_load_size": 32, "h2z_student_ngf": 4, "h2z_small_ngf": 2,
-              "h2z_max_steps": 2, "h2z_curve_every": 2, "h2z_min_steps": 2,
-              "h2z_mixed_precision": "no", "validation_max": 4, "evaluator_steps": 2,
-              "latency_rounds": 3},
-    "paper": {"resolution": 256, "load_size": 286, "teacher_ngf": 64, "teacher_ndf": 64,
-              "teacher_max_steps": 80000, "teacher_curve_every": 80000, "student_ngf": 16,
-              "small_ngf": 8, "shrunk_ndf": 32, "small_ndf": 16, "student_max_steps": 80000,
-              "curve_every": 80000, "seeds": [0, 1, 2], "kd_weight": 10.0,
-              "lr_scheduler": "pix2pix_linear", "window": 2, "tolerance": 0.02,
-              "min_steps": 80000, "teacher_min_steps": 80000,
-              "h2z_resolution": 256, "h2z_load_size": 286, "h2z_student_ngf": 16,
-              "h2z_small_ngf": 8, "h2z_max_steps": 200000, "h2z_curve_every": 200000,
-              "h2z_min_steps": 200000, "h2z_mixed_precision": "no", "validation_max": 60,
-              "evaluator_steps": 3000, "latency_rounds": 30},
-}
-
-# Students: name -> distill.py flags (KD weights: the scale's kd_weight, same for all; NGF and
-# NDF: the scale's student width and shrunk discriminator unless a variant says otherwise).
-FACADES_VARIANTS = {
-    "no_kd": {"wkd_bands": "none"},
-    "wkd_high": {"wkd_bands": "high", "lambda_wkd": "KD"},
-    "output_kd": {"wkd_bands": "none", "kd_output_weight": "KD"},
-    "wkd_low": {"wkd_bands": "low", "lambda_wkd": "KD"},
-    "wkd_high_teacher_D": {"wkd_bands": "high", "lambda_wkd": "KD",
-                           "discriminator_ndf": "TEACHER_NDF"},
-    "small_no_kd": {"wkd_bands": "none", "student_ngf": "SMALL_NGF",
-                    "discriminator_ndf": "SMALL_NDF"},
-    "small_wkd_high": {"wkd_bands": "high", "lambda_wkd": "KD", "student_ngf": "SMALL_NGF",
-                       "discriminator_ndf": "SMALL_NDF"},
-    "small_wkd_high_teacher_D": {"wkd_bands": "high", "lambda_wkd": "KD",
-                                 "student_ngf": "SMALL_NGF", "discriminator_ndf": "TEACHER_NDF"},
-}
-# horse -> zebra is the main study (its teacher is clearly better than any student): the claims'
-# core first, then the small student (claim 3 is about small students).
-H2Z_VARIANTS = {name: FACADES_VARIANTS[name] for name in (
-    "no_kd", "wkd_high", "output_kd", "wkd_low", "wkd_high_teacher_D", "small_no_kd",
-    "small_wkd_high")}
-# The curve metric that decides where a curve flattens, and whether higher is better.
-PLATEAU = {"facades": ("fcn_miou", True), "h2z": ("classifier_frechet_distance", False)}
-VALIDATION_METRICS = {"facades": "psnr,ssim,l1,fcn", "h2z": "domain"}
-TEST_METRICS = {"facades": "psnr,ssim,l1,bands,fcn", "h2z": "bands,domain"}
 
 
 def parts() -> list[str]:
@@ -400,33 +342,18 @@ def model_record(record: dict) -> dict:
 
 
 def run_efficiency(s: dict, args: argparse.Namespace) -> dict:
-    """Params, MACs and CPU latency (interleaved rounds, median [p10, p90]) of the studied nets."""
-    import torch
+    """Params, MACs and CPU latency (interleaved rounds) of the studied networks."""
+    import study_efficiency
 
-    from wkd_hf.metrics.efficiency import count_macs, count_parameters, interleaved, quantiles
-    from wkd_hf.recipes import load_generator
-
-    nets = {"facades teacher": (facades_teacher(args), s["resolution"]),
-            "facades student": (args.work_dir / "facades" / "wkd_high" / "seed0", s["resolution"]),
-            "facades small student": (args.work_dir / "facades" / "small_wkd_high" / "seed0",
-                                      s["resolution"]),
-            "h2z teacher (GAN Compression)": (h2z_teacher(), s["h2z_resolution"]),
-            "h2z student": (args.work_dir / "h2z" / "wkd_high" / "seed0", s["h2z_resolution"]),
-            "h2z small student": (args.work_dir / "h2z" / "small_wkd_high" / "seed0",
-                                  s["h2z_resolution"])}
-    models = {name: (load_generator(str(path)).eval(), torch.randn(1, 3, size, size))
-              for name, (path, size) in nets.items()}
-    with torch.inference_mode():
-        times = interleaved({name: (lambda m=m, x=x: m(x)) for name, (m, x) in models.items()},
-                            repeats=s["latency_rounds"], warmup=3)
-    rows = {}
-    for name, (model, x) in models.items():
-        q = quantiles(times[name])
-        rows[name] = {"resolution": x.shape[-1], "params": count_parameters(model),
-                      "macs": count_macs(model, x.shape[-1]), "latency_ms_median": q["median"],
-                      "latency_ms_p10": q["p10"], "latency_ms_p90": q["p90"]}
-    return {"models": rows, "threads": torch.get_num_threads(), "rounds": s["latency_rounds"],
-            "batch_size": 1}
+    w = args.work_dir
+    return study_efficiency.measure({
+        "facades teacher": (facades_teacher(args), s["resolution"]),
+        "facades student": (w / "facades" / "wkd_high" / "seed0", s["resolution"]),
+        "facades small student": (w / "facades" / "small_wkd_high" / "seed0", s["resolution"]),
+        "h2z teacher (GAN Compression)": (h2z_teacher(), s["h2z_resolution"]),
+        "h2z student": (w / "h2z" / "wkd_high" / "seed0", s["h2z_resolution"]),
+        "h2z small student": (w / "h2z" / "small_wkd_high" / "seed0", s["h2z_resolution"])},
+        s["latency_rounds"])
 
 
 def run_baselines(s: dict, args: argparse.Namespace) -> dict:

@@ -36,7 +36,8 @@ def save_pictures(study: str, name: str, model_path: Path, s: dict, shared: Path
     """``folder/<name>.png`` (the model's outputs) and ``input.png`` (+ ``target.png``)."""
     import torch
 
-    from wkd_hf.recipes import image_grid, load_generator
+    from wkd_hf.models.building import load_generator
+    from wkd_hf.recipes import image_grid
 
     inputs, targets = picture_inputs(study, s, shared)
     model = load_generator(str(model_path)).eval()

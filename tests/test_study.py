@@ -236,3 +236,18 @@ def test_a_curve_flat_from_the_start_runs_to_the_minimum_steps(tmp_path, monkeyp
     s = {**study.SCALES["cpu"], "h2z_min_steps": 3000, "h2z_curve_every": 500}
     done = study.run_curves("h2z", "no_kd", s, args)
     assert done["steps"] == 3000 and done["flattened"]
+
+
+def test_efficiency_part_measures_a_saved_generator(tmp_path):
+    from wkd_hf.models.resnet_generator import ResnetGenerator
+
+    efficiency = _module("study_efficiency")
+    net = ResnetGenerator(ngf=4, n_blocks=1)
+    net.save_pretrained(tmp_path / "tiny")
+    record = efficiency.measure({"tiny": (tmp_path / "tiny", 32)}, rounds=2)
+    row = record["models"]["tiny"]
+    assert row["params"] == sum(p.numel() for p in net.parameters())
+    # the first conv alone (7x7, 3 -> 4 channels at 32 x 32) costs 32*32*4*3*49 multiply-adds
+    assert row["macs"] > 32 * 32 * 4 * 3 * 49 > row["params"]
+    assert row["latency_ms_p10"] <= row["latency_ms_median"] <= row["latency_ms_p90"]
+    assert record["rounds"] == 2 and record["batch_size"] == 1
