@@ -23,6 +23,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from wkd_hf.grid_labels import add_column_labels
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import study_figures  # noqa: E402
 from study_verdicts import (  # noqa: E402
@@ -181,9 +183,9 @@ def teacher_check(study: str, records: dict) -> str:
 
 # ----------------------------------------------------------------------------- figures
 def picture_grid(folder: Path, columns: list[str], path: Path) -> bool:
-    """Side by side, the labelled one-column strips ``study.py`` saved."""
-    strips = [folder / f"{c}.png" for c in columns]
-    images = [Image.open(s).convert("RGB") for s in strips if s.is_file()]
+    """Side by side, the one-column strips ``study.py`` saved, each named above it."""
+    present = [c for c in columns if (folder / f"{c}.png").is_file()]
+    images = [Image.open(folder / f"{c}.png").convert("RGB") for c in present]
     if len(images) < 2:
         return False
     grid = Image.new("RGB", (sum(i.width for i in images) + 4 * (len(images) - 1),
@@ -192,7 +194,7 @@ def picture_grid(folder: Path, columns: list[str], path: Path) -> bool:
     for image in images:
         grid.paste(image, (x, 0))
         x += image.width + 4
-    grid.save(path)
+    add_column_labels(grid, [LABELS.get(c, c) for c in present], images[0].width, 4).save(path)
     return True
 
 

@@ -9,7 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import numpy as np
 from PIL import Image
+
+from wkd_hf.grid_labels import LABEL_HEIGHT
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -143,9 +146,12 @@ def test_evaluators_and_figures_are_reported(tmp_path):
              {"step": 2000, "metrics": {"classifier_frechet_distance": 45.0, "target_share": 0.2}}]
     (tmp_path / "h2z" / "small_no_kd.progress.json").write_text(json.dumps({"curves": [point]}))
     for name in ("input", "teacher", "no_kd", "wkd_high"):
-        Image.new("RGB", (8, 32), "gray").save(tmp_path / "h2z" / f"{name}.png")
+        Image.new("RGB", (40, 32), "gray").save(tmp_path / "h2z" / f"{name}.png")
     text = report.report(tmp_path)
     assert "test accuracy horses 0.967, zebras 0.936" in text
     assert "![h2z learning curves](h2z_curves.png)" in text
     assert Image.open(tmp_path / "h2z_curves.png").width > 0
-    assert Image.open(tmp_path / "h2z_grid.png").size == (4 * 8 + 3 * 4, 32)
+    grid = Image.open(tmp_path / "h2z_grid.png")
+    assert grid.size == (4 * 40 + 3 * 4, 32 + LABEL_HEIGHT)
+    strip = np.asarray(grid.convert("L"))[:LABEL_HEIGHT]
+    assert (strip < 128).any()  # the column names are drawn above the pictures
