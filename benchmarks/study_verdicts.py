@@ -121,10 +121,9 @@ def claim_discriminator(records: dict, study: str) -> tuple[str, list[str]]:
     """Claim 3, shrink the discriminator with the generator: WKD high with the shrunk D against
     the same with the teacher-width D; and the small student's gain from WKD."""
     outcomes, lines = _pairs(records, study, "wkd_high", ["wkd_high_teacher_D"])
-    small_outcomes, small_lines = _pairs(records, study, "small_wkd_high", ["small_no_kd"])
+    _, small_lines = _pairs(records, study, "small_wkd_high", ["small_no_kd"])
     if small_lines:
         lines += ["small student (not deciding claim 3, for context): " + "; ".join(small_lines)]
-    del small_outcomes
     return _verdict_of(outcomes, lines)
 
 

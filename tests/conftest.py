@@ -41,6 +41,7 @@ def free_port() -> str:
 # ----------------------------------------------------------------------------- script runs
 import importlib.util  # noqa: E402
 import shutil  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from PIL import Image  # noqa: E402
@@ -60,6 +61,19 @@ def load_script(name: str):
     """Import ``training_scripts/<name>.py`` as a module (its ``parse_args`` and ``main``)."""
     spec = importlib.util.spec_from_file_location(name, ROOT / "training_scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` as a module (registered, with ``benchmarks/`` on the path,
+    since the study's modules import each other)."""
+    folder = str(ROOT / "benchmarks")
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 

@@ -8,23 +8,15 @@ import importlib.util
 import json
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
+from conftest import load_benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 
+study = load_benchmark("study")
 
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-study = _module("study")
 
 def _write(folder: Path, part: str, runs: list[dict]) -> None:
     path = folder / f"{part}.json"
@@ -241,7 +233,7 @@ def test_a_curve_flat_from_the_start_runs_to_the_minimum_steps(tmp_path, monkeyp
 def test_efficiency_part_measures_a_saved_generator(tmp_path):
     from wkd_hf.models.resnet_generator import ResnetGenerator
 
-    efficiency = _module("study_efficiency")
+    efficiency = load_benchmark("study_efficiency")
     net = ResnetGenerator(ngf=4, n_blocks=1)
     net.save_pretrained(tmp_path / "tiny")
     record = efficiency.measure({"tiny": (tmp_path / "tiny", 32)}, rounds=2)

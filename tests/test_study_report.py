@@ -2,32 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-import sys
 from pathlib import Path
 
-import pytest
 import numpy as np
+import pytest
+from conftest import load_benchmark
 from PIL import Image
 
 from wkd_hf.grid_labels import LABEL_HEIGHT
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-
-def _module(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-verdicts = _module("study_verdicts")
-report = _module("study_report")
+verdicts = load_benchmark("study_verdicts")
+report = load_benchmark("study_report")
 
 
 def _run(seed, share, fd, teacher_ll=0.5, teacher_high=1.0, ll=0.1, high=0.3):
