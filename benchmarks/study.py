@@ -25,7 +25,8 @@ The validation split is carved from train (``work_dir/data``: every 10th facade,
 60 zebras); test images are scored once per part, at its final step. A part is done when its
 ``RESULTS/<part>.json`` exists; a killed part resumes from its runs' checkpoints and curves, and
 ``--commit`` commits each chunk's curve (``<part>.progress.json``) and each finished part. Trained
-networks stay in ``--work_dir`` (not committed). All settings are in ``study_settings.py``.
+networks stay in ``--work_dir`` (not committed); settings: ``study_settings.py``. A part another
+live process runs is skipped (``study_lock.py``): two processes can share a list of parts.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from study_curves import (  # noqa: E402
     read_curve,
     write_curve,
 )
+from study_lock import part_lock  # noqa: E402
 from study_settings import (  # noqa: E402
     FACADES_VARIANTS,
     H2Z_VARIANTS,
@@ -431,7 +433,7 @@ def commit(part: str, record: dict) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog="Settings: SCALES at the top of this file.")
+                                     epilog="Settings: benchmarks/study_settings.py.")
     parser.add_argument("--parts", nargs="*", default=None,
                         help="Parts to run (default: every part not yet done, in order).")
     parser.add_argument("--scale", choices=sorted(SCALES), default="cpu",
@@ -469,22 +471,29 @@ def main(argv: list[str] | None = None) -> int:
     settings = SCALES[args.scale]
     prepare_data(args)
     for part in args.parts or parts():
-        if result_path(part).is_file() and not args.redo:
-            print(f"[study] {part}: done", flush=True)
-            continue
-        print(f"[study] {part}: running", flush=True)
-        if "/" in part:
-            (RESULTS / part.split("/")[0]).mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        record = run_part(part, settings, args)
-        record.update(part=part, scale=args.scale, settings=settings, machine=machine(),
-                      wall_seconds=round(time.perf_counter() - start, 1),
-                      finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-        write_result(part, record)
-        if args.commit:
-            commit(part, record)
-        print(f"[study] {part}: done in {record['wall_seconds']:.0f} s", flush=True)
+        with part_lock(args.work_dir / "locks", part) as holder:
+            if holder is not None:
+                print(f"[study] {part}: process {holder} runs it, skipped", flush=True)
+            elif result_path(part).is_file() and not args.redo:
+                print(f"[study] {part}: done", flush=True)
+            else:
+                run_and_record(part, settings, args)
     return 0
+
+
+def run_and_record(part: str, settings: dict, args: argparse.Namespace) -> None:
+    print(f"[study] {part}: running", flush=True)
+    if "/" in part:
+        (RESULTS / part.split("/")[0]).mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    record = run_part(part, settings, args)
+    record.update(part=part, scale=args.scale, settings=settings, machine=machine(),
+                  wall_seconds=round(time.perf_counter() - start, 1),
+                  finished=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    write_result(part, record)
+    if args.commit:
+        commit(part, record)
+    print(f"[study] {part}: done in {record['wall_seconds']:.0f} s", flush=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ import importlib.util
 import json
 import math
 import statistics
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -61,6 +63,33 @@ def test_done_parts_are_not_rerun(tmp_path, monkeypatch, capsys):
     assert ran == ["efficiency"]
     assert "facades/no_kd: done" in capsys.readouterr().out
     assert json.loads((tmp_path / "cpu" / "efficiency.json").read_text())["part"] == "efficiency"
+
+
+def test_a_part_another_process_runs_is_skipped_and_its_lock_dies_with_it(tmp_path, monkeypatch,
+                                                                         capsys):
+    monkeypatch.setattr(study, "RESULTS_ROOT", tmp_path)
+    monkeypatch.setattr(study, "SHARED", tmp_path)
+    (tmp_path / "facades").mkdir()
+    locks = tmp_path / "work" / "locks"
+    holder = subprocess.Popen(  # another study process: holds the part's lock until stdin closes
+        [sys.executable, "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
+         "from study_lock import part_lock\n"
+         "with part_lock(__import__('pathlib').Path(sys.argv[2]), 'h2z/wkd_low'):\n"
+         "    print('held', flush=True); sys.stdin.read()",
+         str(ROOT / "benchmarks"), str(locks)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        ran = []
+        monkeypatch.setattr(study, "run_part", lambda part, s, args: ran.append(part) or {})
+        study.main(["--parts", "h2z/wkd_low", "h2z/output_kd", "--work_dir", str(tmp_path / "work")])
+        assert ran == ["h2z/output_kd"]
+        assert f"h2z/wkd_low: process {holder.pid} runs it, skipped" in capsys.readouterr().out
+    finally:
+        holder.kill()  # killed, not released: the OS drops its lock
+        holder.wait()
+    study.main(["--parts", "h2z/wkd_low", "--work_dir", str(tmp_path / "work")])
+    assert ran == ["h2z/output_kd", "h2z/wkd_low"]
 
 
 def test_every_variant_differs_from_the_method_in_one_setting():
