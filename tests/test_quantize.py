@@ -5,6 +5,7 @@ float32, and wkd-quantize's refusal below its PSNR bound. Bounds are loose enoug
 import json
 import math
 
+import numpy as np
 import onnx
 import pytest
 import torch
@@ -110,3 +111,44 @@ def test_cli_refuses_below_the_bound_and_warns_on_request(tmp_path, capsys):
     assert (warned / "generator.int8.onnx").is_file()
     assert main([*base, "--output", str(tmp_path / "x"), "--num_photos", "0"]) == 1
     assert capsys.readouterr().err.startswith("wkd-quantize: error:")
+
+
+def test_load_images_reads_any_mode_as_the_pipeline_and_names_a_broken_file(tmp_path):
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    grey = np.full((8, 8), 32768, dtype=np.uint16)  # mid-grey in 16 bits, not white
+    Image.fromarray(grey).save(folder / "0.png")
+    assert Image.open(folder / "0.png").mode.startswith("I")
+    assert load_images(folder, 1, 8).abs().max() < 0.01  # 0.5 on [0, 1]: 0 on [-1, 1]
+    palette = Image.new("P", (8, 8))
+    palette.putpalette([0, 0, 0] * 256)
+    palette.save(folder / "1.png")  # a palette image of black
+    assert load_images(folder, 2, 8)[1].max() == -1
+    noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(tmp_path / "whole.png")
+    good = (tmp_path / "whole.png").read_bytes()
+    (folder / "2.png").write_bytes(good[:len(good) // 2])  # truncated: PIL's error has no name
+    with pytest.raises(ValueError, match=r"2\.png is not a readable image"):
+        load_images(folder, 3, 8)
+
+
+def test_cli_refusal_leaves_no_earlier_int8_and_bad_images_write_nothing(tmp_path, capsys):
+    model = tmp_path / "model"
+    _model().save_pretrained(model)
+    train, test = _folder(tmp_path / "train", 2, 1), _folder(tmp_path / "test", 1, 2)
+    base = ["--model", str(model), "--calibration", str(train), "--photos", str(test),
+            "--resolution", "16", "--repeats", "0", "--threads", "1", "--backends", "ort"]
+    out = tmp_path / "deploy"
+    assert main([*base, "--output", str(out)]) == 0, capsys.readouterr().err
+    assert (out / "generator.int8.onnx").is_file()
+    assert main([*base, "--output", str(out), "--min_psnr", "200"]) == 1  # same folder, refused
+    assert not (out / "generator.int8.onnx").exists()  # the earlier run's file is not left
+    assert json.loads((out / "quantization.json").read_text())["accepted"] == {"int8": False}
+    capsys.readouterr()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    fresh = tmp_path / "fresh"
+    assert main([*base[:2], "--calibration", str(empty), *base[4:], "--output", str(fresh)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wkd-quantize: error:") and "holds no images" in err and "\n" not in err
+    assert not fresh.exists()  # refused before anything was exported

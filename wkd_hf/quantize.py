@@ -45,7 +45,7 @@ def load_images(folder: str | os.PathLike, count: int, resolution: int,
     / ``right`` takes that half of side-by-side paired images (pix2pix's A|B files)."""
     from PIL import Image
 
-    from .pipeline import _resize
+    from .pipeline import _resize, _to_tensor
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -53,13 +53,16 @@ def load_images(folder: str | os.PathLike, count: int, resolution: int,
     picks = [files[i] for i in np.linspace(0, len(files) - 1, min(count, len(files))).astype(int)]
     batch = []
     for path in picks:
-        with Image.open(path) as handle:
-            array = np.asarray(handle.convert("RGB"), dtype=np.float32) / 255
-        width = array.shape[1]
+        try:  # any mode (I;16, P, CMYK, LA, ...) read as the pipeline reads it
+            with Image.open(path) as handle:
+                image = _to_tensor(handle, 3)[0]
+        except Exception as err:  # noqa: BLE001 - PIL raises many types for a broken file
+            raise ValueError(f"{path} is not a readable image ({type(err).__name__}: {err}); "
+                             "remove or replace it") from None
+        width = image.shape[-1]
         if half != "full":
-            array = array[:, :width // 2] if half == "left" else array[:, width // 2:]
-        image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
-        batch.append(_resize(image, (resolution, resolution)).clamp(0, 1))
+            image = image[..., :width // 2] if half == "left" else image[..., width // 2:]
+        batch.append(_resize(image.contiguous(), (resolution, resolution)).clamp(0, 1))
     return torch.stack(batch) * 2 - 1
 
 

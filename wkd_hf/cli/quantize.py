@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> tuple[dict, list[str]]:
     pipe = ImageTranslationPipeline.from_pretrained(args.model, subfolder=args.subfolder,
                                                     direction=args.direction)
     resolution = args.resolution or pipe.resolution or 256
+    calibration = load_images(args.calibration, args.num_calibration, resolution, args.half)
+    photos = load_images(args.photos, args.num_photos, resolution, args.half)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     fp32_path = out / "generator.onnx"
@@ -79,8 +81,6 @@ def run(args: argparse.Namespace) -> tuple[dict, list[str]]:
                 metadata={"resolution": pipe.resolution, "direction": pipe.direction})
     if "openvino" in backends:
         check_openvino_parity(pipe.generator, fp32_path, [(1, 3, resolution, resolution)])
-    calibration = load_images(args.calibration, args.num_calibration, resolution, args.half)
-    photos = load_images(args.photos, args.num_photos, resolution, args.half)
     staged = out / ".generator.int8.staged.onnx"
     quantize_int8(fp32_path, staged, calibration, keep_ends_float=args.keep_ends_float,
                   method=args.method)
@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> tuple[dict, list[str]]:
     refused = [p for p, ok in verdict.items() if not ok]
     if "int8" in refused and not args.warn_only:
         staged.unlink()
+        (out / "generator.int8.onnx").unlink(missing_ok=True)  # an earlier run's: not this model's
     else:
         os.replace(staged, out / "generator.int8.onnx")
     result = {"model": str(args.model), "resolution": resolution, "threads": args.threads,
