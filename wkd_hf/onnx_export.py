@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import importlib
 import json
 import os
 import tempfile
@@ -61,6 +62,16 @@ class OnnxExportReport:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def require(module: str, what: str):
+    """``module`` imported, or an ImportError saying that ``what`` needs it and how to install it
+    (the ``deploy`` extra), instead of a bare "No module named"."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(f"{what} needs {module}, which is not installed: pip install "
+                          f"'wkd_hf[deploy]' (or pip install {module})") from err
 
 
 # ----------------------------------------------------------------------------- test images
@@ -144,6 +155,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
     if instance_norm not in ("layer_norm", "onnx"):
         raise ValueError(f"instance_norm must be 'layer_norm' or 'onnx'; got {instance_norm!r}")
     rewrites = check_rewrites(graph_rewrites)
+    require("onnx", "ONNX export")
+    if check:
+        require("onnxruntime", "the ONNX parity check")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     net = copy.deepcopy(model).float().cpu().eval()
@@ -342,8 +356,7 @@ def make_session(path: str | os.PathLike, num_threads: int | None = None,
         profile_prefix: turn on ONNX Runtime's profiler, writing ``<prefix>_<date>.json``
             (``session.end_profiling()`` returns the path).
     """
-    import onnxruntime as ort
-
+    ort = require("onnxruntime", "running an ONNX model (ONNX Runtime)")
     levels = {"none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
               "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
               "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
