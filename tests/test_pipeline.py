@@ -167,6 +167,20 @@ def test_save_pretrained_loads_back_and_through_diffusion_pipeline(tmp_path, mon
     assert torch.allclose(generic(image, output_type="pt").images, expected)
 
 
+def test_a_broken_model_index_is_one_line_naming_it(tmp_path, capsys):
+    _pipe(resolution=16).save_pretrained(tmp_path / "pipe")
+    index = tmp_path / "pipe" / "model_index.json"
+    whole = index.read_text()
+    _photo(8, 8).save(tmp_path / "in.png")
+    for text in (whole[:len(whole) // 2], "[1, 2]"):  # a truncated copy; not an object
+        index.write_text(text)
+        assert main(["--model", str(tmp_path / "pipe"), "--input", str(tmp_path / "in.png"),
+                     "--output", str(tmp_path / "out"), "--no_progress"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("wkd-translate: error:") and "\n" not in err, err
+        assert f"{index} is not a pipeline index" in err and "save the pipeline again" in err
+
+
 def test_bad_arguments_are_clear_errors():
     pipe = _pipe()
     with pytest.raises(ValueError, match="output_type"):

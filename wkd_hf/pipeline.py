@@ -37,6 +37,7 @@ from diffusers.utils import BaseOutput
 from .hub_access import hub_model_snapshot
 from .input_checks import RANGE_HELP, check_values, parse_dtype
 from .models.building import load_generator
+from .models.loading import NotAModelFolderError
 from .models.layers import size_rule
 from .names import ARGS_FILE, CYCLE_SUBFOLDERS, WKD_CONFIG_NAME
 from .openvino_backend import pipeline_on_backend
@@ -83,6 +84,20 @@ def read_run_metadata(folder: str | os.PathLike) -> dict:
         if isinstance(data.get("mode"), str):
             meta.setdefault("mode", data["mode"])
     return meta
+
+
+def _read_index(path: Path) -> dict:
+    """A saved pipeline's ``model_index.json``; NotAModelFolderError naming it when it is not a
+    JSON object (a truncated copy)."""
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        index = err
+    if not isinstance(index, dict):
+        detail = str(index) if isinstance(index, Exception) else type(index).__name__
+        raise NotAModelFolderError(f"{path} is not a pipeline index (a JSON object; {detail}): "
+                                   "copy or save the pipeline again")
+    return index
 
 
 def _normalise_direction(direction: str | None) -> str | None:
@@ -155,7 +170,7 @@ class ImageTranslationPipeline(DiffusionPipeline):
         if os.path.isfile(path):
             model = load_generator(path)
         elif (Path(path) / "model_index.json").is_file() and subfolder is None:
-            index = json.loads((Path(path) / "model_index.json").read_text(encoding="utf-8"))
+            index = _read_index(Path(path) / "model_index.json")
             model = load_generator(path, "generator")
             meta = {k: index.get(k) for k in ("resolution", "direction") if index.get(k)}
         else:
