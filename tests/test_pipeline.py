@@ -1,6 +1,7 @@
 """ImageTranslationPipeline and wkd-translate on tiny generators (ngf 4)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -165,6 +166,46 @@ def test_save_pretrained_loads_back_and_through_diffusion_pipeline(tmp_path, mon
     generic.set_progress_bar_config(disable=True)
     assert type(generic).__name__ == "ImageTranslationPipeline" and generic.resolution == 16
     assert torch.allclose(generic(image, output_type="pt").images, expected)
+
+
+def test_save_pretrained_writes_beside_and_pushes_the_finished_folder(tmp_path, monkeypatch):
+    import diffusers.pipelines.pipeline_utils as diffusers_pipeline
+    import diffusers.utils.hub_utils as hub_utils
+    import huggingface_hub
+
+    import wkd_hf.pipeline as module
+
+    folder = tmp_path / "pipe"
+    _pipe(resolution=16).save_pretrained(folder)
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("killed while saving")
+
+    monkeypatch.setattr(module, "write_component_code", fails)  # after the weights are written
+    with pytest.raises(RuntimeError, match="killed"):
+        _pipe(_resnet(seed=1), resolution=32).save_pretrained(folder)
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before  # the earlier save is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]  # no partial folder left
+    monkeypatch.undo()
+
+    uploads = []
+    for where in (huggingface_hub, diffusers_pipeline):
+        monkeypatch.setattr(where, "create_repo",
+                            lambda repo_id, **kw: huggingface_hub.RepoUrl(
+                                f"https://huggingface.co/{repo_id}"), raising=False)
+    for where in (hub_utils, diffusers_pipeline):
+        monkeypatch.setattr(where, "load_or_create_model_card",
+                            lambda *a, **kw: huggingface_hub.ModelCard("---\n---\n# card\n"))
+    monkeypatch.setattr(ImageTranslationPipeline, "_upload_folder",
+                        lambda self, path, repo_id, **kw: uploads.append(
+                            (repo_id, sorted(p.name for p in Path(path).iterdir()),
+                             json.loads((Path(path) / "model_index.json").read_text()))))
+    _pipe(resolution=16).save_pretrained(tmp_path / "pushed", push_to_hub=True, repo_id="me/p")
+    [(repo_id, names, index)] = uploads
+    assert repo_id == "me/p" and "wkd_pipeline.py" in names and "generator" in names
+    assert index["_class_name"] == ["wkd_pipeline", "ImageTranslationPipeline"]
 
 
 def test_a_broken_model_index_is_one_line_naming_it(tmp_path, capsys):
