@@ -109,6 +109,18 @@ def test_translate_cli_openvino(tmp_path, capsys):
     assert err.startswith("wkd-translate: error:") and "\n" not in err and "bfloat16" in err
 
 
+def test_a_cut_short_onnx_file_is_one_line_saying_so(tmp_path, capsys):
+    Image.new("RGB", (16, 16)).save(tmp_path / "in.png")
+    export_onnx(_model(), tmp_path / "g.onnx", resolution=16, check=False)
+    whole = (tmp_path / "g.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(whole[:len(whole) // 2])  # an interrupted copy
+    assert main(["--model", str(tmp_path / "cut.onnx"), "--input", str(tmp_path / "in.png"),
+                 "--output", str(tmp_path / "out"), "--no_progress", "--backend", "openvino"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and err[0].startswith("wkd-translate: error:"), err
+    assert f"OpenVINO cannot read {tmp_path / 'cut.onnx'}" in err[0] and "export it again" in err[0]
+
+
 def test_compiled_model_cache(tmp_path):
     path = tmp_path / "g.onnx"
     export_onnx(_model(), path, resolution=16)

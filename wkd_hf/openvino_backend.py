@@ -117,7 +117,13 @@ def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
         config["CACHE_DIR"] = str(cache_dir)
     with keep_signal_stack():
         core = ov.Core()
-        model = core.read_model(str(path))
+        try:
+            model = core.read_model(str(path))
+        except RuntimeError as err:  # its first line is only "Exception from core.cpp:84:"
+            detail = [line.strip() for line in str(err).splitlines() if line.strip()][-1:]
+            raise ValueError(f"OpenVINO cannot read {path} ({''.join(detail)[:200]}): pass an "
+                             ".onnx file that wkd-export-onnx wrote (export it again if it was "
+                             "cut short or copied incompletely)") from None
         if shape is not None:
             model.reshape(list(shape))
         return core.compile_model(model, "CPU", config)
