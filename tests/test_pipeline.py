@@ -262,6 +262,23 @@ def test_translate_cli_skips_and_lists_unreadable_files(tmp_path, capsys, backen
     assert "notes.txt" in printed.out and "broken.png" in printed.out
 
 
+def test_translate_cli_reads_photos_upright(tmp_path, capsys):
+    halves = np.zeros((12, 20, 3), np.uint8)
+    halves[:, 10:] = 255  # stored: left black, right white
+    stored = Image.fromarray(halves)
+    exif = stored.getexif()
+    exif[0x0112] = 6  # a phone's "rotate 90 clockwise to display"
+    stored.save(tmp_path / "phone.png", exif=exif)
+    model = tmp_path / "model"
+    _resnet().save_pretrained(model)
+    assert main(["--model", str(model), "--input", str(tmp_path / "phone.png"), "--output",
+                 str(tmp_path / "out"), "--no_progress", "--size_mode", "pad"]) == 0
+    upright = Image.open(tmp_path / "phone.png").transpose(Image.Transpose.ROTATE_270)
+    expected = _pipe()(upright, size_mode="pad").images[0]  # as displayed: 12 wide, 20 high
+    got = Image.open(tmp_path / "out" / "phone.png")
+    assert got.size == (12, 20) and np.array_equal(np.asarray(got), np.asarray(expected))
+
+
 def test_translate_cli_fatal_errors_are_one_line(tmp_path, capsys):
     data, model = _folder(tmp_path)
     cases = [["--model", str(tmp_path / "missing"), "--input", str(data)],

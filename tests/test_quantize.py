@@ -132,6 +132,19 @@ def test_load_images_reads_any_mode_as_the_pipeline_and_names_a_broken_file(tmp_
         load_images(folder, 3, 8)
 
 
+def test_load_images_reads_photos_upright(tmp_path):
+    folder = tmp_path / "calibration"
+    folder.mkdir()
+    halves = np.zeros((8, 16, 3), np.uint8)
+    halves[:, 8:] = 255  # stored: left black, right white
+    stored = Image.fromarray(halves)
+    exif = stored.getexif()
+    exif[0x0112] = 6  # displayed rotated 90 degrees clockwise: top black, bottom white
+    stored.save(folder / "phone.png", exif=exif)
+    image = load_images(folder, 1, 8)[0]
+    assert (image[:, :3] == -1).all() and (image[:, -3:] == 1).all()
+
+
 def test_cli_refusal_leaves_no_earlier_int8_and_bad_images_write_nothing(tmp_path, capsys):
     model = tmp_path / "model"
     _model().save_pretrained(model)
