@@ -4,6 +4,7 @@ float32, and wkd-quantize's refusal below its PSNR bound. Bounds are loose enoug
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -71,6 +72,22 @@ def test_int8_file_is_quantized_close_and_keeps_metadata(tmp_path):
     assert made_by.get(convs[0].input[1]) is None and made_by.get(convs[-1].input[1]) is None
     assert made_by.get(convs[1].input[1]) == "DequantizeLinear"
     assert not list(tmp_path.glob(".*partial"))
+
+
+def test_a_failed_quantization_leaves_no_partial_file(tmp_path, monkeypatch):
+    import onnxruntime.quantization as ort_quantization
+
+    fp32 = tmp_path / "g.onnx"
+    export_onnx(_model(), fp32, resolution=16, check=False)
+
+    def dies_midway(model_input, model_output, *args, **kwargs):
+        Path(model_output).write_bytes(b"half a model")
+        raise MemoryError("killed midway")
+
+    monkeypatch.setattr(ort_quantization, "quantize_static", dies_midway)
+    with pytest.raises(MemoryError):
+        quantize_int8(fp32, tmp_path / "g.int8.onnx", real_images(1, 16, 16))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["g.onnx"]
 
 
 def test_load_images_takes_paired_halves(tmp_path):

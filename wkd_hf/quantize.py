@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .safe_files import write_beside
+
 MIN_PSNR_DB = 35.0
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 HALVES = ("full", "left", "right")
@@ -119,23 +121,22 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
             return next(self.items, None)
 
     out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.partial")
-    with warnings.catch_warnings(), _quiet():
-        warnings.simplefilter("ignore")
-        quantize_static(
-            str(fp32_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(op_types), per_channel=per_channel,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=excluded, calibrate_method=methods[method],
-            extra_options={"OpTypesToExcludeOutputQuantization": list(op_types)})
-    proto = onnx.load(str(tmp))
-    source = onnx.load(str(fp32_path), load_external_data=False)
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(source.metadata_props)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "wkd_hf.precision", "int8"
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out_path)
+    with write_beside(out_path, "int8 model") as tmp:  # a failure leaves no partial file
+        with warnings.catch_warnings(), _quiet():
+            warnings.simplefilter("ignore")
+            quantize_static(
+                str(fp32_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(op_types), per_channel=per_channel,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                nodes_to_exclude=excluded, calibrate_method=methods[method],
+                extra_options={"OpTypesToExcludeOutputQuantization": list(op_types)})
+        proto = onnx.load(str(tmp))
+        source = onnx.load(str(fp32_path), load_external_data=False)
+        del proto.metadata_props[:]
+        proto.metadata_props.extend(source.metadata_props)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "wkd_hf.precision", "int8"
+        onnx.save(proto, str(tmp))
     return out_path
 
 
