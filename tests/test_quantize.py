@@ -12,6 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
+import wkd_hf.cli.quantize as cli_quantize
 from wkd_hf.cli.quantize import main
 from wkd_hf.models import ResnetGenerator
 from wkd_hf.onnx_export import OnnxGenerator, export_onnx, real_images
@@ -162,7 +163,8 @@ def test_load_images_reads_photos_upright(tmp_path):
     assert (image[:, :3] == -1).all() and (image[:, -3:] == 1).all()
 
 
-def test_cli_refusal_leaves_no_earlier_int8_and_bad_images_write_nothing(tmp_path, capsys):
+def test_cli_refusal_leaves_no_earlier_int8_and_bad_images_write_nothing(tmp_path, capsys,
+                                                                        monkeypatch):
     model = tmp_path / "model"
     _model().save_pretrained(model)
     train, test = _folder(tmp_path / "train", 2, 1), _folder(tmp_path / "test", 1, 2)
@@ -182,3 +184,11 @@ def test_cli_refusal_leaves_no_earlier_int8_and_bad_images_write_nothing(tmp_pat
     err = capsys.readouterr().err.strip()
     assert err.startswith("wkd-quantize: error:") and "holds no images" in err and "\n" not in err
     assert not fresh.exists()  # refused before anything was exported
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("ONNX Runtime failed")
+
+    monkeypatch.setattr(cli_quantize, "evaluate", fails)
+    assert main([*base, "--output", str(out)]) == 1
+    assert "ONNX Runtime failed" in capsys.readouterr().err
+    assert not list(out.glob(".*"))  # no staged int8 file left behind

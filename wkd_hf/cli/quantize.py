@@ -82,17 +82,20 @@ def run(args: argparse.Namespace) -> tuple[dict, list[str]]:
     if "openvino" in backends:
         check_openvino_parity(pipe.generator, fp32_path, [(1, 3, resolution, resolution)])
     staged = out / ".generator.int8.staged.onnx"
-    quantize_int8(fp32_path, staged, calibration, keep_ends_float=args.keep_ends_float,
-                  method=args.method)
-    torch.set_num_threads(args.threads)
-    report = evaluate(runners(fp32_path, staged, args.threads, backends), photos, args.repeats)
-    verdict = accept(report, args.min_psnr)
-    refused = [p for p, ok in verdict.items() if not ok]
-    if "int8" in refused and not args.warn_only:
-        staged.unlink()
-        (out / "generator.int8.onnx").unlink(missing_ok=True)  # an earlier run's: not this model's
-    else:
-        os.replace(staged, out / "generator.int8.onnx")
+    try:  # the staged file is renamed into place, or removed (also when evaluation fails)
+        quantize_int8(fp32_path, staged, calibration, keep_ends_float=args.keep_ends_float,
+                      method=args.method)
+        torch.set_num_threads(args.threads)
+        report = evaluate(runners(fp32_path, staged, args.threads, backends), photos,
+                          args.repeats)
+        verdict = accept(report, args.min_psnr)
+        refused = [p for p, ok in verdict.items() if not ok]
+        if "int8" in refused and not args.warn_only:
+            (out / "generator.int8.onnx").unlink(missing_ok=True)  # an earlier run's
+        else:
+            os.replace(staged, out / "generator.int8.onnx")
+    finally:
+        staged.unlink(missing_ok=True)
     result = {"model": str(args.model), "resolution": resolution, "threads": args.threads,
               "calibration": {"folder": str(args.calibration), "images": len(calibration),
                               "method": args.method, "keep_ends_float": args.keep_ends_float},
