@@ -121,6 +121,23 @@ def test_a_cut_short_onnx_file_is_one_line_saying_so(tmp_path, capsys):
     assert f"OpenVINO cannot read {tmp_path / 'cut.onnx'}" in err[0] and "export it again" in err[0]
 
 
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_bad_wkd_metadata_is_an_error_naming_the_file(tmp_path, runtime):
+    import onnx
+
+    from wkd_hf.onnx_export import OnnxGenerator
+
+    export_onnx(_model(), tmp_path / "g.onnx", resolution=16, check=False)
+    proto = onnx.load(str(tmp_path / "g.onnx"))
+    for entry in proto.metadata_props:
+        if entry.key == "wkd_hf.size_multiple":
+            entry.value = "four"  # hand-edited metadata
+    onnx.save(proto, str(tmp_path / "bad.onnx"))
+    load = OnnxGenerator if runtime == "onnxruntime" else OpenVinoGenerator
+    with pytest.raises(ValueError, match=r"bad\.onnx: unreadable wkd_hf metadata.*export the"):
+        load(tmp_path / "bad.onnx")
+
+
 def test_compiled_model_cache(tmp_path):
     path = tmp_path / "g.onnx"
     export_onnx(_model(), path, resolution=16)

@@ -386,6 +386,23 @@ def make_session(path: str | os.PathLike, num_threads: int | None = None,
     return ort.InferenceSession(str(path), options, providers=providers)
 
 
+def parse_metadata(path: str | os.PathLike, metadata: dict[str, str]) -> tuple[dict, int, int]:
+    """(config, size_multiple, size_minimum) from a file's ``wkd_hf.*`` metadata (prefix
+    removed); ValueError naming ``path`` when they are unreadable or invalid."""
+    try:
+        config = json.loads(metadata.get("config", "{}"))
+        multiple = int(metadata.get("size_multiple", 1))
+        minimum = int(metadata.get("size_minimum", 1))
+    except ValueError as error:
+        raise ValueError(f"{path}: unreadable wkd_hf metadata ({error}); export the model "
+                         "again") from None
+    if multiple < 1 or minimum < 1 or not isinstance(config, dict):
+        raise ValueError(f"{path}: invalid wkd_hf metadata (size_multiple {multiple}, "
+                         f"size_minimum {minimum}; both must be >= 1, config a JSON object); "
+                         "export the model again")
+    return config, multiple, minimum
+
+
 class OnnxGenerator:
     """An exported generator run by ONNX Runtime, usable where a wkd_hf generator is called:
     ``OnnxGenerator("g.onnx")(x)`` maps an N x C x H x W float tensor in [-1, 1] to the
@@ -398,16 +415,7 @@ class OnnxGenerator:
         self.session = make_session(path, num_threads, optimization, device)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k.removeprefix("wkd_hf."): v for k, v in meta.items()}
-        try:
-            self.config = json.loads(self.metadata.get("config", "{}"))
-            self._multiple = int(self.metadata.get("size_multiple", 1))
-            self._minimum = int(self.metadata.get("size_minimum", 1))
-        except ValueError as error:
-            raise ValueError(f"{path}: unreadable wkd_hf metadata ({error})") from None
-        if self._multiple < 1 or self._minimum < 1 or not isinstance(self.config, dict):
-            raise ValueError(f"{path}: invalid wkd_hf metadata (size_multiple "
-                             f"{self._multiple}, size_minimum {self._minimum}; both must be "
-                             ">= 1, config a JSON object); export the model again")
+        self.config, self._multiple, self._minimum = parse_metadata(path, self.metadata)
         self.class_name = self.metadata.get("class_name", "unknown")
         self._input = self.session.get_inputs()[0].name
 

@@ -17,7 +17,6 @@ would silently change the numbers; here float32 is the default and bf16 is asked
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import sys
 import tempfile
@@ -30,7 +29,7 @@ import torch
 from torch import nn
 
 from .models.layers import check_input_size
-from .onnx_export import export_onnx, onnx_pipeline, reference_outputs
+from .onnx_export import export_onnx, onnx_pipeline, parse_metadata, reference_outputs
 
 # OpenVINO's CPU kernels sum in other orders than PyTorch: on GAN Compression's trained
 # horse2zebra student its float32 output is 2.0e-4 from the float64 reference (ONNX Runtime
@@ -156,10 +155,8 @@ class OpenVinoGenerator:
         self.compiled = compile_openvino(path, num_threads, precision, cache_dir=cache_dir)
         self.request = self.compiled.create_infer_request()
         self.metadata = read_metadata(path) if self.path.endswith(".onnx") else {}
-        self.config = json.loads(self.metadata.get("config", "{}"))
+        self.config, self._multiple, self._minimum = parse_metadata(path, self.metadata)
         self.class_name = self.metadata.get("class_name", "unknown")
-        self._multiple = int(self.metadata.get("size_multiple", 1))
-        self._minimum = int(self.metadata.get("size_minimum", 1))
 
     def check_input_size(self, height: int, width: int) -> None:
         check_input_size(f"{self.class_name} (OpenVINO)", height, width, self._multiple,
