@@ -39,8 +39,8 @@ from diffusers.utils import BaseOutput
 from .hub_access import hub_model_snapshot
 from .input_checks import RANGE_HELP, check_values, parse_dtype
 from .models.building import load_generator
-from .models.loading import NotAModelFolderError
 from .models.layers import size_rule
+from .models.loading import NotAModelFolderError
 from .names import ARGS_FILE, CYCLE_SUBFOLDERS, WKD_CONFIG_NAME
 from .openvino_backend import pipeline_on_backend
 from .remote_code import write_component_code
