@@ -55,6 +55,9 @@ def test_odd_non_square_sizes_and_modes_come_back_at_their_size():
     assert [im.mode for im in out] == ["RGB", "RGB", "RGBA", "RGB", "RGB"]
     assert np.array_equal(np.asarray(out[2])[:, :, 3], np.asarray(alpha))  # alpha kept as is
     assert len(set(np.asarray(out[1]).reshape(-1, 3)[:, 0].tolist())) > 1  # not blank
+    lab = _photo(13, 9).convert("LAB")  # its "A" is a colour band, not transparency
+    [got] = pipe(lab).images
+    assert got.mode == "RGB" and got == pipe(lab.convert("RGB")).images[0]
 
 
 def test_pad_mode_is_exact_for_fitting_sizes_and_grayscale_is_replicated():

@@ -116,9 +116,10 @@ def test_examples_in_any_mode_are_pngs_and_a_broken_one_is_named(pair, tmp_path,
     cmyk = tmp_path / "print.jpg"
     _photo(mode="CMYK").save(cmyk)  # a print shop's JPEG: PNG cannot hold CMYK
     out = writer.write_space(tmp_path / "space", str(student),
-                             examples=[cmyk, _photo(mode="YCbCr"), _photo(mode="LA")])
-    saved = [Image.open(out / "examples" / f"example_{i}.png") for i in range(3)]
-    assert [image.mode for image in saved] == ["RGB", "RGB", "LA"]
+                             examples=[cmyk, _photo(mode="YCbCr"), _photo(mode="LA"),
+                                       _photo(mode="LAB")])
+    saved = [Image.open(out / "examples" / f"example_{i}.png") for i in range(4)]
+    assert [image.mode for image in saved] == ["RGB", "RGB", "LA", "RGB"]  # LAB has no alpha
     assert np.array_equal(np.asarray(saved[0]), np.asarray(Image.open(cmyk).convert("RGB")))
     whole = tmp_path / "whole.png"
     _photo().save(whole)

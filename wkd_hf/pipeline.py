@@ -440,7 +440,7 @@ def _pil_to_array(image: PIL.Image.Image) -> np.ndarray:
         return (array / top).astype(np.float32)
     if mode == "F":
         return np.clip(np.asarray(image, dtype=np.float32), 0, 1)
-    has_alpha = "A" in mode or "transparency" in image.info
+    has_alpha = mode.endswith("A") or "transparency" in image.info  # LA, PA, RGBA; not LAB
     return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
 
 

@@ -114,7 +114,7 @@ def _save_example(example: PIL.Image.Image | str | os.PathLike, path: Path) -> N
         raise ValueError(f"the example {example} is not a readable image ({type(err).__name__}: "
                          f"{err}); pass another file to --examples") from None
     if image.mode not in PNG_MODES:
-        alpha = "A" in image.mode or "transparency" in image.info
+        alpha = image.mode.endswith("A") or "transparency" in image.info  # not LAB
         image = image.convert("RGBA" if alpha else "RGB")
     image.save(path, format="PNG")
 
