@@ -163,6 +163,23 @@ def test_load_images_reads_photos_upright(tmp_path):
     assert (image[:, :3] == -1).all() and (image[:, -3:] == 1).all()
 
 
+def test_cli_quantizes_a_grayscale_input_generator(tmp_path, capsys):
+    model = tmp_path / "colorize"
+    torch.manual_seed(0)
+    ResnetGenerator(in_channels=1, out_channels=3, ngf=4, n_blocks=1).save_pretrained(model)
+    train, test = _folder(tmp_path / "train", 2, 1), _folder(tmp_path / "test", 1, 2)
+    out = tmp_path / "deploy"
+    assert main(["--model", str(model), "--calibration", str(train), "--photos", str(test),
+                 "--resolution", "16", "--repeats", "0", "--threads", "1", "--backends", "ort",
+                 "--min_psnr", "0", "--output", str(out)]) == 0, capsys.readouterr().err
+    assert OnnxGenerator(out / "generator.int8.onnx").session.get_inputs()[0].shape[1] == 1
+    gray = load_images(test, 1, 8, channels=1)
+    assert gray.shape == (1, 1, 8, 8)
+    expected = Image.open(sorted(test.iterdir())[0]).convert("L").resize((8, 8), Image.BICUBIC)
+    luma = torch.from_numpy(np.array(expected, dtype=np.float32)) / 127.5 - 1
+    assert (gray[0, 0] - luma).abs().max() < 0.05
+
+
 def test_cli_refusal_leaves_no_earlier_int8_and_bad_images_write_nothing(tmp_path, capsys,
                                                                         monkeypatch):
     model = tmp_path / "model"

@@ -41,10 +41,11 @@ HALVES = ("full", "left", "right")
 
 # ----------------------------------------------------------------------------- images
 def load_images(folder: str | os.PathLike, count: int, resolution: int,
-                half: str = "full") -> torch.Tensor:
-    """``count`` images spread evenly over ``folder``'s sorted image files, as N x 3 x R x R in
-    [-1, 1] (bicubic, antialiased, as the pipeline's ``size_mode="resize"``). ``half``: ``left``
-    / ``right`` takes that half of side-by-side paired images (pix2pix's A|B files)."""
+                half: str = "full", channels: int = 3) -> torch.Tensor:
+    """``count`` images spread evenly over ``folder``'s sorted image files, as N x ``channels``
+    x R x R in [-1, 1] (bicubic, antialiased, as the pipeline's ``size_mode="resize"``; 1
+    channel: luma). ``half``: ``left`` / ``right`` takes that half of side-by-side paired images
+    (pix2pix's A|B files)."""
     from PIL import Image, ImageOps
 
     from .pipeline import _resize, _to_tensor
@@ -57,7 +58,7 @@ def load_images(folder: str | os.PathLike, count: int, resolution: int,
     for path in picks:
         try:  # any mode (I;16, P, CMYK, LA, ...) read as the pipeline reads it
             with Image.open(path) as handle:  # upright (EXIF orientation), as training reads
-                image = _to_tensor(ImageOps.exif_transpose(handle), 3)[0]
+                image = _to_tensor(ImageOps.exif_transpose(handle), channels)[0]
         except Exception as err:  # noqa: BLE001 - PIL raises many types for a broken file
             raise ValueError(f"{path} is not a readable image ({type(err).__name__}: {err}); "
                              "remove or replace it") from None

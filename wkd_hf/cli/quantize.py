@@ -72,15 +72,18 @@ def run(args: argparse.Namespace) -> tuple[dict, list[str]]:
     pipe = ImageTranslationPipeline.from_pretrained(args.model, subfolder=args.subfolder,
                                                     direction=args.direction)
     resolution = args.resolution or pipe.resolution or 256
-    calibration = load_images(args.calibration, args.num_calibration, resolution, args.half)
-    photos = load_images(args.photos, args.num_photos, resolution, args.half)
+    channels = pipe._channels()[0]  # what the generator takes (1: grayscale, e.g. colorization)
+    calibration = load_images(args.calibration, args.num_calibration, resolution, args.half,
+                              channels)
+    photos = load_images(args.photos, args.num_photos, resolution, args.half, channels)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     fp32_path = out / "generator.onnx"
     export_onnx(pipe.generator, fp32_path, resolution=resolution,
                 metadata={"resolution": pipe.resolution, "direction": pipe.direction})
     if "openvino" in backends:
-        check_openvino_parity(pipe.generator, fp32_path, [(1, 3, resolution, resolution)])
+        check_openvino_parity(pipe.generator, fp32_path,
+                              [(1, channels, resolution, resolution)])
     staged = out / ".generator.int8.staged.onnx"
     try:  # the staged file is renamed into place, or removed (also when evaluation fails)
         quantize_int8(fp32_path, staged, calibration, keep_ends_float=args.keep_ends_float,
