@@ -72,6 +72,14 @@ def test_parity_check_catches_a_wrong_graph(tmp_path):
         check_parity(model, path, [(1, 3, 16, 16)])
 
 
+def test_parity_check_leaves_the_callers_model_as_it_was(tmp_path):
+    model = _model("resnet")
+    export_onnx(model, tmp_path / "g.onnx", resolution=16, check=False)
+    model.to(torch.bfloat16).train()  # e.g. a bf16 model in the middle of training
+    check_parity(model, tmp_path / "g.onnx", [(1, 3, 16, 16)], atol=1.0)  # bf16 weights: loose
+    assert model.training and all(p.dtype == torch.bfloat16 for p in model.parameters())
+
+
 def test_onnx_generator_checks_sizes_and_serves_the_pipeline(tmp_path):
     from wkd_hf.pipeline import ImageTranslationPipeline
 

@@ -319,7 +319,7 @@ def check_parity(model: nn.Module, onnx_path: str | os.PathLike,
     float64 result, ONNX Runtime 5.2e-5; the two float32 results are 1.1e-4 apart, two rounding
     errors added). The float32-vs-float32 difference is reported too, in ``stats["fp32"]``."""
     session = make_session(onnx_path, num_threads=None)
-    net = model.float().cpu().eval()
+    net = copy.deepcopy(model).float().cpu().eval()  # the caller's model stays as it is
     worst, worst32 = 0.0, 0.0
     for shape, images, expected in reference_outputs(net, shapes):
         with torch.inference_mode():
