@@ -70,14 +70,21 @@ def test_bf16_is_close_and_named(tmp_path):
         OpenVinoGenerator(path, precision="int4")
 
 
-def test_pipeline_to_backend(tmp_path):
+def test_pipeline_to_backend(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the exports go
     pipe = ImageTranslationPipeline(_model(), resolution=16)
     images = torch.rand(2, 3, 13, 21)
     expected = pipe(images, output_type="pt", size_mode="pad").images
     ov = pipe.to_backend("openvino", num_threads=1)
+    onnx = pipe.to_backend("onnx", num_threads=1)
+    assert list(tmp_path.iterdir()) == []  # the exported files are not left behind
     assert isinstance(ov.generator, OpenVinoGenerator) and ov.resolution == 16
     got = ov(images, output_type="pt", size_mode="pad").images
     assert got.shape == (2, 3, 13, 21) and torch.allclose(got, expected, atol=1e-4)
+    assert torch.allclose(onnx(images, output_type="pt", size_mode="pad").images, expected,
+                          atol=1e-4)
     assert pipe.to_backend("torch") is pipe
     with pytest.raises(ValueError, match="backend must be"):
         pipe.to_backend("tensorrt")

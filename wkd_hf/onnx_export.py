@@ -18,6 +18,7 @@ rule go into the ONNX metadata, so :class:`OnnxGenerator` needs only the ``.onnx
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import importlib
@@ -434,10 +435,22 @@ class OnnxGenerator:
 def onnx_pipeline(pipeline, num_threads: int | None = None, device: str = "cpu",
                   directory: str | os.PathLike | None = None):
     """An ``ImageTranslationPipeline`` running ``pipeline``'s generator in ONNX Runtime (exported,
-    with the parity check, into ``directory`` or a temporary folder)."""
-    directory = Path(directory or tempfile.mkdtemp(prefix="wkd_onnx_"))
-    path = directory / "generator.onnx"
-    export_onnx(pipeline.generator, path, resolution=pipeline.resolution or 256,
-                metadata={"resolution": pipeline.resolution, "direction": pipeline.direction})
-    return type(pipeline)(OnnxGenerator(path, num_threads, device=device),
-                          resolution=pipeline.resolution, direction=pipeline.direction)
+    with the parity check, into ``directory``, or a temporary folder removed once the session
+    holds the model)."""
+    with scratch_folder(directory, "wkd_onnx_") as folder:
+        path = folder / "generator.onnx"
+        export_onnx(pipeline.generator, path, resolution=pipeline.resolution or 256,
+                    metadata={"resolution": pipeline.resolution, "direction": pipeline.direction})
+        generator = OnnxGenerator(path, num_threads, device=device)
+    return type(pipeline)(generator, resolution=pipeline.resolution, direction=pipeline.direction)
+
+
+@contextlib.contextmanager
+def scratch_folder(directory: str | os.PathLike | None, prefix: str):
+    """``directory`` itself, or a temporary folder removed on exit (a runtime that has read the
+    model no longer needs its file)."""
+    if directory is not None:
+        yield Path(directory)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as folder:
+        yield Path(folder)

@@ -19,17 +19,21 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from .models.layers import check_input_size
-from .onnx_export import export_onnx, onnx_pipeline, parse_metadata, reference_outputs
+from .onnx_export import (
+    export_onnx,
+    onnx_pipeline,
+    parse_metadata,
+    reference_outputs,
+    scratch_folder,
+)
 
 # OpenVINO's CPU kernels sum in other orders than PyTorch: on GAN Compression's trained
 # horse2zebra student its float32 output is 2.0e-4 from the float64 reference (ONNX Runtime
@@ -205,14 +209,14 @@ def openvino_pipeline(pipeline, num_threads: int | None = None, precision: str =
     ONNX (ONNX Runtime parity check) into ``directory`` or a temporary folder, then checked in
     OpenVINO at float32 against PyTorch before it is compiled at ``precision``."""
     _require_openvino()
-    directory = Path(directory or tempfile.mkdtemp(prefix="wkd_openvino_"))
-    path = directory / "generator.onnx"
-    report = export_onnx(pipeline.generator, path, resolution=pipeline.resolution or 256,
-                         metadata={"resolution": pipeline.resolution,
-                                              "direction": pipeline.direction})
-    check_openvino_parity(pipeline.generator, path, report.checked_shapes, atol)
-    return type(pipeline)(OpenVinoGenerator(path, num_threads, precision),
-                                    resolution=pipeline.resolution, direction=pipeline.direction)
+    with scratch_folder(directory, "wkd_openvino_") as folder:  # removed once compiled
+        path = folder / "generator.onnx"
+        report = export_onnx(pipeline.generator, path, resolution=pipeline.resolution or 256,
+                             metadata={"resolution": pipeline.resolution,
+                                       "direction": pipeline.direction})
+        check_openvino_parity(pipeline.generator, path, report.checked_shapes, atol)
+        generator = OpenVinoGenerator(path, num_threads, precision)
+    return type(pipeline)(generator, resolution=pipeline.resolution, direction=pipeline.direction)
 
 
 def pipeline_on_backend(pipeline, backend: str, num_threads: int | None = None,
