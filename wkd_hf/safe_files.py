@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -77,3 +78,20 @@ def finite_or_null(value):
     if isinstance(value, (list, tuple)):
         return [finite_or_null(item) for item in value]
     return value
+
+
+def move_into(source: Path, target: Path) -> None:
+    """Move the finished folder ``source`` to ``target``: renamed whole when ``target`` is new or
+    empty, else entry by entry (an entry of the same name is replaced, a link there is replaced
+    itself, never followed; ``target``'s other entries are kept). No file arrives half-written."""
+    target = refuse_link(target, "folder")
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        os.replace(source, target)
+        return
+    for entry in sorted(source.iterdir()):
+        dest = target / entry.name
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif dest.is_symlink():
+            dest.unlink()
+        os.replace(entry, dest)

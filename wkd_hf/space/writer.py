@@ -22,6 +22,7 @@ from ..names import ARGS_FILE
 
 CONFIG_FILE = "space_config.json"
 MAX_EXAMPLES = 4
+PNG_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16")  # saved as they are
 CARD_SECTIONS = ("Evaluation", "Validation metrics")  # the card's tables the page shows
 APP = '''"""Gradio Space written by `wkd-space` (wkd_hf): teacher vs student, side by side."""
 
@@ -103,6 +104,21 @@ def _space_readme(title: str, models: Sequence[str], version: str, has_teacher: 
         "hardware, its parameters and MACs.\n")
 
 
+def _save_example(example: PIL.Image.Image | str | os.PathLike, path: Path) -> None:
+    """One example image as a PNG; modes PNG cannot hold (CMYK, YCbCr, LAB, F, ...) as RGB (RGBA
+    with transparency). A file that is not a readable image is a ValueError naming it."""
+    try:
+        image = example if isinstance(example, PIL.Image.Image) else PIL.Image.open(example)
+        image.load()
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for a broken file
+        raise ValueError(f"the example {example} is not a readable image ({type(err).__name__}: "
+                         f"{err}); pass another file to --examples") from None
+    if image.mode not in PNG_MODES:
+        alpha = image.mode.endswith("A") or "transparency" in image.info  # not LAB
+        image = image.convert("RGBA" if alpha else "RGB")
+    image.save(path, format="PNG")
+
+
 def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None = None, *,
                 student_hub_id: str | None = None, teacher_hub_id: str | None = None,
                 examples: Sequence[PIL.Image.Image | str | os.PathLike] = (),
@@ -128,9 +144,8 @@ def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None
         (tmp / "examples").mkdir()
         names = []
         for index, example in enumerate(list(examples)):
-            image = example if isinstance(example, PIL.Image.Image) else PIL.Image.open(example)
             names.append(f"example_{index}.png")
-            image.save(tmp / "examples" / names[-1])
+            _save_example(example, tmp / "examples" / names[-1])
         config = {"title": title, "student": student, "teacher": teacher, "examples": names,
                   "card_markdown": card_tables(
                       read_card(student) if card_text is None else card_text),
