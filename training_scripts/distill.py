@@ -28,6 +28,7 @@ from wkd_hf.distillation import (
 from wkd_hf.models.building import build_discriminator, build_student
 from wkd_hf.recipes import (
     check_resolution_fits,
+    check_teacher_direction,
     check_teacher_fits_data,
     discriminator_init_paths,
     load_teachers,
@@ -141,6 +142,7 @@ def method_config(args: argparse.Namespace) -> WKDConfig:
 
 def build_models(args: argparse.Namespace, config: WKDConfig) -> GANRun:
     """Teachers (frozen), students and shrunk discriminators, keyed by direction."""
+    check_teacher_direction(args)
     teachers = load_teachers(args.teacher_model_name_or_path, args.mode, args.direction,
                              args.teacher_subfolder)
     for teacher in teachers.values():
