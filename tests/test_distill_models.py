@@ -89,3 +89,16 @@ def test_teacher_direction_is_not_compared_across_datasets(tmp_path):
     teacher = _paired_teacher(tmp_path / "teacher", "BtoA", tmp_path / "facades")
     args = _args(teacher, direction="AtoB", train_data_dir=tmp_path / "other")
     assert distill.build_models(args, distill.method_config(args)).teachers
+
+
+def test_a_student_folder_passed_as_the_teacher_is_named_in_a_warning(tmp_path, caplog):
+    student = _paired_teacher(tmp_path / "student", "BtoA", tmp_path)
+    (student / "wkd_config.json").write_text("{}")
+    args = _args(student, direction="BtoA", student_ngf=8)  # as wide as the "teacher" (ngf 8)
+    distill.build_models(args, distill.method_config(args))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("not smaller than the teacher" in w and "distilled student" in w for w in warnings)
+    caplog.clear()
+    args = _args(student, direction="BtoA", student_ngf=4)  # smaller: no warning
+    distill.build_models(args, distill.method_config(args))
+    assert not [r for r in caplog.records if "not smaller" in r.getMessage()]

@@ -32,6 +32,7 @@ from wkd_hf.recipes import (
     check_teacher_fits_data,
     discriminator_init_paths,
     load_teachers,
+    warn_if_student_not_smaller,
 )
 from wkd_hf.run import GANRun, add_common_args, prepare_run, run_cli
 from wkd_hf.script_args import ScriptArgumentParser, add_cycle_objective_args
@@ -157,6 +158,7 @@ def build_models(args: argparse.Namespace, config: WKDConfig) -> GANRun:
         args.student_budget_result = choice.to_dict()
     students = {key: build_student(t, args.student_ngf, args.student_block_type,
                                    args.student_n_blocks) for key, t in teachers.items()}
+    warn_if_student_not_smaller(teachers["a2b"], students["a2b"], args.teacher_model_name_or_path)
     for key, teacher in teachers.items():  # before any step: a bad size fails inside the loss
         check_resolution_fits(teacher, args.resolution, "teacher")
         check_resolution_fits(students[key], args.resolution, "student")

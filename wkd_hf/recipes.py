@@ -31,7 +31,7 @@ from .data import (
 from .grid_labels import add_column_labels
 from .models import GENERATOR_CLASSES, ResnetGenerator, UnetGenerator
 from .models.building import load_generator
-from .names import ARGS_FILE, CYCLE_DISCRIMINATORS, CYCLE_SUBFOLDERS
+from .names import ARGS_FILE, CYCLE_DISCRIMINATORS, CYCLE_SUBFOLDERS, WKD_CONFIG_NAME
 from .script_args import validation_rows
 from .training import pins_memory
 
@@ -176,6 +176,19 @@ def check_teacher_direction(args: argparse.Namespace) -> None:
             f"--direction {theirs} (its {ARGS_FILE}), but this run uses --direction "
             f"{args.direction}: the teacher would translate the wrong half. Pass --direction "
             f"{theirs}, or a teacher trained for {args.direction}.")
+
+
+def warn_if_student_not_smaller(teacher: nn.Module, student: nn.Module, teacher_path: str) -> None:
+    """One warning when the student has at least the teacher's parameters: distillation then
+    compresses nothing (often a student folder passed as the teacher, whose ``wkd_config.json``
+    the warning names). Same-size students stay allowed (self-distillation baselines)."""
+    theirs, ours = (sum(p.numel() for p in model.parameters()) for model in (teacher, student))
+    if ours < theirs:
+        return
+    hint = (f" {teacher_path} holds a wkd_config.json: it is a distilled student, not a teacher."
+            if Path(teacher_path, WKD_CONFIG_NAME).is_file() else "")
+    logger.warning(f"the student ({ours:,} parameters) is not smaller than the teacher "
+                   f"({theirs:,}): lower --student_ngf or set a --student_speedup.{hint}")
 
 
 # ----------------------------------------------------------------------------- data
