@@ -44,6 +44,15 @@ def check_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
     return path
 
 
+def umask_mode(directory: bool = False) -> int:
+    """The mode ``open`` / ``mkdir`` give a new file (0o666) or folder (0o777) under the process
+    umask: ``mkstemp`` / ``mkdtemp`` make theirs 0o600 / 0o700, which would leave weights, cards
+    and results unreadable to anyone else once renamed into place."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 @contextlib.contextmanager
 def write_beside(path: str | os.PathLike, what: str = "file", replace_link: bool = False):
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` (a link at
@@ -54,6 +63,7 @@ def write_beside(path: str | os.PathLike, what: str = "file", replace_link: bool
                                          dir=path.parent)
     os.close(handle)
     temporary = Path(temporary)
+    os.chmod(temporary, umask_mode())
     try:
         yield temporary
         os.replace(temporary, path)

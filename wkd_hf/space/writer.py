@@ -19,6 +19,7 @@ from .. import __version__, recipes
 from ..cards import base_model_for, is_hub_id
 from ..hub import EVAL_SECTION_END, EVAL_SECTION_START, check_hub_reachable
 from ..names import ARGS_FILE
+from ..safe_files import umask_mode
 
 CONFIG_FILE = "space_config.json"
 MAX_EXAMPLES = 4
@@ -140,6 +141,7 @@ def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None
                       + (" vs teacher" if teacher else ""))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(tmp, umask_mode(directory=True))
     try:
         (tmp / "examples").mkdir()
         names = []
