@@ -34,3 +34,13 @@ def test_write_new_folder_gives_the_umask_mode(tmp_path, umask_022):
     (tmp_path / "plain").mkdir()
     assert _mode(folder) == _mode(tmp_path / "plain") == 0o755
     assert _mode(folder / "config.json") == 0o644
+
+
+def test_a_saved_pipeline_folder_gives_the_umask_mode(tmp_path, umask_022):
+    from wkd_hf.models import ResnetGenerator
+    from wkd_hf.pipeline import ImageTranslationPipeline
+
+    pipe = ImageTranslationPipeline(ResnetGenerator(ngf=4, n_blocks=1), resolution=32)
+    pipe.save_pretrained(tmp_path / "pipe")
+    (tmp_path / "plain").mkdir()
+    assert _mode(tmp_path / "pipe") == _mode(tmp_path / "plain") == 0o755

@@ -44,7 +44,7 @@ from .models.loading import NotAModelFolderError
 from .names import ARGS_FILE, CYCLE_SUBFOLDERS, WKD_CONFIG_NAME
 from .openvino_backend import pipeline_on_backend
 from .remote_code import write_component_code
-from .safe_files import move_into
+from .safe_files import move_into, umask_mode
 
 PIPELINE_FILE = "wkd_pipeline.py"  # the shim DiffusionPipeline.from_pretrained imports
 SIZE_MODES = ("pad", "resize")
@@ -208,6 +208,7 @@ class ImageTranslationPipeline(DiffusionPipeline):
         target.parent.mkdir(parents=True, exist_ok=True)
         partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
                                         dir=target.parent))
+        os.chmod(partial, umask_mode(directory=True))  # mkdtemp's 0o700 would hide the folder
         try:
             super().save_pretrained(str(partial), **kwargs)
             index_path = partial / "model_index.json"
