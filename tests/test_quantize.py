@@ -110,7 +110,8 @@ def test_cli_refuses_below_the_bound_and_warns_on_request(tmp_path, capsys):
     base = ["--model", str(model), "--calibration", str(train), "--photos", str(test),
             "--resolution", "16", "--repeats", "2", "--threads", "1", "--backends", "ort"]
     out = tmp_path / "ok"
-    assert main([*base, "--output", str(out)]) == 0, capsys.readouterr().err
+    assert main([*base, "--output", f"{out}/"]) == 0, capsys.readouterr().err
+    assert f"wrote {out / 'quantization.json'}\n" in capsys.readouterr().out  # not ok//quant...
     report = json.loads((out / "quantization.json").read_text())
     assert report["accepted"] == {"int8": True} and (out / "generator.int8.onnx").is_file()
     assert report["results"]["int8 | ort"]["quality_vs_fp32"]["psnr_db"] >= 35

@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(args: argparse.Namespace, result: dict, refused: list[str]) -> int:
     """Print the table and each refused (or, with --warn_only, kept) precision; the exit code."""
     print(format_report(result))
-    print(f"wrote {args.output}/quantization.json")
+    print(f"wrote {Path(args.output) / 'quantization.json'}")
     for precision in refused:
         psnr = min(e["quality_vs_fp32"]["psnr_db"] for n, e in result["results"].items()
                    if n.startswith(precision + " "))
