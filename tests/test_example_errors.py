@@ -24,3 +24,17 @@ def test_an_example_fails_with_one_error_line(tmp_path, script, argv):
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
     assert lines[-1].startswith(f"{script}: error: ") and "missing" in lines[-1]
+
+
+def test_a_multi_line_library_error_keeps_its_detail_on_one_line():
+    from wkd_hf.cli import MAX_ERROR_CHARS, error_line
+
+    torch_like = RuntimeError("Error(s) in loading state_dict for UNet:\n\tsize mismatch for "
+                              "conv.weight: copying a param with shape [8, 3, 4, 4]")
+    line = error_line("wkd-translate", torch_like)
+    assert line == ("wkd-translate: error: RuntimeError: Error(s) in loading state_dict for UNet:"
+                    " | size mismatch for conv.weight: copying a param with shape [8, 3, 4, 4]")
+    assert error_line("p", ValueError("bad\n\n  fix it  "), plain=(ValueError,)) == \
+        "p: error: bad | fix it"
+    long = error_line("p", OSError("x" * 5000))
+    assert "\n" not in long and len(long) == MAX_ERROR_CHARS and long.endswith("...")

@@ -270,7 +270,7 @@ def _infer_discriminator(sd: Mapping[str, torch.Tensor]) -> tuple[type, dict]:
         raise UnrecognizedCheckpointError(
             f"a flat 'model.<i>' state dict that is not a PatchGAN discriminator: {why}. It "
             "looks like a generator of a layout wkd_hf does not know. Expected one of: "
-            + " | ".join(EXPECTED_LAYOUTS)  # one line: the CLIs print the first line only
+            + " | ".join(EXPECTED_LAYOUTS)  # one line: the CLIs print one line
         )
     if n_layers < 1 or convs != [0] + [2 + 3 * k for k in range(n_layers + 1)]:
         raise UnrecognizedCheckpointError(
@@ -330,7 +330,7 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> tuple[type[Mod
     else:
         raise UnrecognizedCheckpointError(
             "the state dict matches no supported layout. Expected one of: "
-            + " | ".join(EXPECTED_LAYOUTS)  # one line: the CLIs print the first line only
+            + " | ".join(EXPECTED_LAYOUTS)  # one line: the CLIs print one line
             + f". Found {len(sd)} keys, first: {list(sd)[:8]}"
         )
     return cls, config

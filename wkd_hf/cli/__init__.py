@@ -24,10 +24,18 @@ from ..hub_access import HubUnreachableError
 PLAIN_ERRORS = (WKDError, HubUnreachableError, ValueError)
 
 
+MAX_ERROR_CHARS = 600  # one terminal-friendly line, long enough for a library's detail
+
+
 def error_line(prog: str, err: BaseException, plain: tuple[type, ...] = ()) -> str:
-    """``PROG: error: Kind: message`` cut to its first line (no class name for ``plain``)."""
+    """``PROG: error: Kind: message`` as one line (no class name for ``plain``): a multi-line
+    message's lines are joined with `` | `` (torch's "size mismatch for ..." and the Hub's
+    "Repository Not Found" come after a first line that says little), cut at
+    :data:`MAX_ERROR_CHARS`."""
     kind = "" if isinstance(err, plain) else f"{type(err).__name__}: "
-    return f"{prog}: error: {kind}{err}".splitlines()[0]
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    line = f"{prog}: error: {kind}" + " | ".join(lines)
+    return line if len(line) <= MAX_ERROR_CHARS else line[:MAX_ERROR_CHARS - 3] + "..."
 
 
 def guarded(prog: str, body: Callable[[], int], plain: tuple[type, ...] = ()) -> int:
