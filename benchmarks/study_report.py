@@ -24,6 +24,7 @@ from pathlib import Path
 from PIL import Image
 
 from wkd_hf.grid_labels import add_column_labels
+from wkd_hf.metrics.efficiency import quantiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import study_figures  # noqa: E402
@@ -61,8 +62,8 @@ TITLES = {"h2z": "Study 1 (main): horse -> zebra, GAN Compression's published ge
           "facades": "Study 2: facades labels -> photo, a teacher trained here"}
 BASELINES = {"h2z": ("h2z_untranslated_horses", "untranslated horses (do nothing)"),
              "facades": ("facades_label_maps_as_photos", "label maps as photos (do nothing)")}
-GRID_COLUMNS = {"h2z": ["input", "teacher", "no_kd", "wkd_high", "output_kd", "small_wkd_high"],
-                "facades": ["input", "target", "teacher", "no_kd", "wkd_high", "output_kd"]}
+GRID_COLUMNS = {"h2z": ["input", "teacher", *ORDER],
+                "facades": ["input", "target", "teacher", *ORDER]}
 
 
 # ----------------------------------------------------------------------------- loading
@@ -182,12 +183,13 @@ def teacher_check(study: str, records: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- figures
-def picture_grid(folder: Path, columns: list[str], path: Path) -> bool:
-    """Side by side, the one-column strips ``study.py`` saved, each named above it."""
+def picture_grid(folder: Path, columns: list[str], path: Path) -> list[str]:
+    """Side by side, the one-column strips ``study.py`` saved, each named above it; returns the
+    columns drawn (none when fewer than two strips exist)."""
     present = [c for c in columns if (folder / f"{c}.png").is_file()]
     images = [Image.open(folder / f"{c}.png").convert("RGB") for c in present]
     if len(images) < 2:
-        return False
+        return []
     grid = Image.new("RGB", (sum(i.width for i in images) + 4 * (len(images) - 1),
                              max(i.height for i in images)), "white")
     x = 0
@@ -195,7 +197,7 @@ def picture_grid(folder: Path, columns: list[str], path: Path) -> bool:
         grid.paste(image, (x, 0))
         x += image.width + 4
     add_column_labels(grid, [LABELS.get(c, c) for c in present], images[0].width, 4).save(path)
-    return True
+    return present
 
 
 def curves_figure(results: dict, study: str, folder: Path) -> str | None:
@@ -239,11 +241,43 @@ def study_section(study: str, results: dict, folder: Path) -> list[str]:
                   "on them):", "", *verdict_lines(study, records), ""]
     if curves:
         lines += [f"![{study} learning curves]({curves})", ""]
-    if picture_grid(folder / study, GRID_COLUMNS[study], folder / f"{study}_grid.png"):
+    shown = picture_grid(folder / study, GRID_COLUMNS[study], folder / f"{study}_grid.png")
+    if shown:
         lines += [f"![{study} pictures]({study}_grid.png)", "",
                   "Fixed test images (the first of the test split, sorted by name), seed 0, at the "
-                  "evaluation size; columns: " + ", ".join(GRID_COLUMNS[study]) + ".", ""]
+                  "evaluation size; columns: " + ", ".join(shown) + ".", ""]
     return lines
+
+
+def latency_lines(results: dict) -> list[str]:
+    """The efficiency part's table: each network's CPU latency and its speed-up over its study's
+    teacher (ratio of medians; [p10, p90] of the per-round ratios, rounds timed interleaved)."""
+    record = results.get("efficiency")
+    if not record or not record.get("models"):
+        return []
+    rows = record["models"]
+    lines = ["## Efficiency (batch 1, CPU)", "",
+             f"{record['rounds']} interleaved rounds in one process, {record['threads']} "
+             "thread(s); speed-up = the study's teacher latency / the network's (ratio of "
+             "medians; [p10, p90] of the per-round ratios).", "",
+             "| network | px | params | MACs | latency ms, median [p10, p90] | speed-up |",
+             "|---|---|---|---|---|---|"]
+    for name, row in rows.items():
+        teacher = next((t for t in rows if "teacher" in t and
+                        t.split()[0] == name.split()[0]), None)
+        speedup = "-"
+        if teacher and teacher != name:
+            ratios = [t / n for t, n in zip(rows[teacher]["latency_ms_rounds"],
+                                            row["latency_ms_rounds"])]
+            spread = quantiles(ratios)
+            speedup = (f"{rows[teacher]['latency_ms_median'] / row['latency_ms_median']:.2f}x "
+                       f"[{spread['p10']:.2f}, {spread['p90']:.2f}]")
+        lines.append(f"| {name} | {row['resolution']} | {row['params']:,} | "
+                     f"{row['macs'] / 1e6:.0f}M | {row['latency_ms_median']:.2f} "
+                     f"[{row['latency_ms_p10']:.2f}, {row['latency_ms_p90']:.2f}] | {speedup} |")
+    if record.get("missing"):
+        lines += ["", "Not trained yet, so not timed: " + ", ".join(record["missing"]) + "."]
+    return lines + [""]
 
 
 def compute_lines(results: dict) -> list[str]:
@@ -253,8 +287,8 @@ def compute_lines(results: dict) -> list[str]:
     return [f"Compute: {wall / 3600:.2f} h of wall time over the finished parts "
             f"({train / 3600:.2f} h of it training, the rest evaluation and start-up), on "
             f"{machine.get('cpus')} CPUs ({machine.get('processor')}, torch "
-            f"{machine.get('torch')}, {machine.get('threads')} threads per process); two parts "
-            "ran at a time beside other work, so the hours are wall time, not CPU time.", ""]
+            f"{machine.get('torch')}, {machine.get('threads')} threads per process); two or three "
+            "parts ran at a time beside other work, so the hours are wall time, not CPU time.", ""]
 
 
 def report(folder: Path) -> str:
@@ -268,7 +302,7 @@ def report(folder: Path) -> str:
         lines += ["## The evaluators (trained here, no downloaded weights)", "", *evaluators, ""]
     for study in ("h2z", "facades"):
         lines += study_section(study, results, folder)
-    return "\n".join(lines + compute_lines(results))
+    return "\n".join(lines + latency_lines(results) + compute_lines(results))
 
 
 def main(argv: list[str] | None = None) -> int:

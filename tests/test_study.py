@@ -272,3 +272,14 @@ def test_efficiency_part_measures_a_saved_generator(tmp_path):
     assert row["macs"] > 32 * 32 * 4 * 3 * 49 > row["params"]
     assert row["latency_ms_p10"] <= row["latency_ms_median"] <= row["latency_ms_p90"]
     assert record["rounds"] == 2 and record["batch_size"] == 1
+    assert len(row["latency_ms_rounds"]) == 2 and record["missing"] == []
+
+
+def test_efficiency_part_lists_a_network_not_trained_yet(tmp_path):
+    from wkd_hf.models.resnet_generator import ResnetGenerator
+
+    efficiency = load_benchmark("study_efficiency")
+    ResnetGenerator(ngf=4, n_blocks=1).save_pretrained(tmp_path / "tiny")
+    record = efficiency.measure({"tiny": (tmp_path / "tiny", 32),
+                                 "small": (tmp_path / "not_trained", 32)}, rounds=2)
+    assert list(record["models"]) == ["tiny"] and record["missing"] == ["small"]

@@ -142,3 +142,31 @@ def test_evaluators_and_figures_are_reported(tmp_path):
     assert grid.size == (4 * 40 + 3 * 4, 32 + LABEL_HEIGHT)
     strip = np.asarray(grid.convert("L"))[:LABEL_HEIGHT]
     assert (strip < 128).any()  # the column names are drawn above the pictures
+
+
+def test_latency_table_gives_per_round_speedups_over_each_studys_teacher(tmp_path):
+    _h2z(tmp_path)
+    rows = {"h2z teacher (GAN Compression)": [10.0, 12.0, 30.0], "h2z student": [2.0, 4.0, 5.0],
+            "facades teacher": [8.0, 8.0, 8.0], "facades student": [1.0, 2.0, 4.0]}
+    (tmp_path / "efficiency.json").write_text(json.dumps({
+        "rounds": 3, "threads": 1, "missing": ["h2z small student"],
+        "models": {name: {"resolution": 128, "params": 1000, "macs": 2_000_000,
+                          "latency_ms_median": sorted(times)[1],
+                          "latency_ms_p10": min(times), "latency_ms_p90": max(times),
+                          "latency_ms_rounds": times} for name, times in rows.items()}}))
+    text = report.report(tmp_path)
+    # h2z: ratio of medians 12 / 4 = 3; per-round ratios 5, 3, 6 -> deciles 3 + 0.2 * 2 and 5 + 0.8 * 1
+    assert "| h2z student | 128 | 1,000 | 2M | 4.00 [2.00, 5.00] | 3.00x [3.40, 5.80] |" in text
+    # facades: its own teacher (8 / 2 = 4; per-round 8, 4, 2 -> deciles 2 + 0.2 * 2 and 4 + 0.8 * 4), not h2z's
+    assert "| facades student | 128 | 1,000 | 2M | 2.00 [1.00, 4.00] | 4.00x [2.40, 7.20] |" in text
+    assert "| h2z teacher (GAN Compression) | 128 | 1,000 | 2M | 12.00 [10.00, 30.00] | - |" in text
+    assert "Not trained yet, so not timed: h2z small student." in text
+
+
+def test_the_grid_caption_names_the_columns_drawn(tmp_path):
+    _h2z(tmp_path)
+    for name in ("input", "teacher", "wkd_low", "small_wkd_high"):
+        Image.new("RGB", (40, 32), "gray").save(tmp_path / "h2z" / f"{name}.png")
+    text = report.report(tmp_path)
+    assert "columns: input, teacher, wkd_low, small_wkd_high." in text
+    assert Image.open(tmp_path / "h2z_grid.png").width == 4 * 40 + 3 * 4
