@@ -16,6 +16,9 @@ import torch
 from PIL import Image, ImageDraw
 
 from wkd_hf import ImageTranslationPipeline
+from wkd_hf.cli import one_line_errors
+
+one_line_errors("compare_teacher_student.py")  # a failure is one `error:` line, not a traceback
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 for flag in ("--teacher", "--student", "--image"):

@@ -13,6 +13,9 @@ import time
 from PIL import Image
 
 from wkd_hf import ImageTranslationPipeline, OnnxGenerator, export_onnx
+from wkd_hf.cli import one_line_errors
+
+one_line_errors("export_onnx.py")  # a failure is one `error:` line, not a traceback
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--model", required=True, help="Hub id, folder or .pth of a generator")

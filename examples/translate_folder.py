@@ -15,6 +15,9 @@ import torch
 from PIL import Image
 
 from wkd_hf import ImageTranslationPipeline
+from wkd_hf.cli import one_line_errors
+
+one_line_errors("translate_folder.py")  # a failure is one `error:` line, not a traceback
 
 parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 parser.add_argument("--model", required=True, help="Hub id or folder of a wkd_hf student")

@@ -62,8 +62,12 @@ def test_unet_teacher_and_impossible_budgets(teacher):
     assert choice.block_type is None and isinstance(choice.build(), UnetGenerator)
     assert choice.macs <= count_macs(unet, RES) / 3 < count_macs(
         build_student(unet, choice.ngf + 1), RES)
-    with pytest.raises(ValueError, match="no student fits"):
+    with pytest.raises(ValueError, match="no student fits") as error:
         pick_student(teacher, macs_budget=10, resolution=RES)
+    assert "budget of 10 MACs" in str(error.value) and "did you mean 10G?" in str(error.value)
+    with pytest.raises(ValueError, match=r"budget of 1M MACs .* needs [0-9.]+M;") as error:
+        pick_student(teacher, macs_budget="1M", resolution=256)  # a real size: no unit hint
+    assert "did you mean" not in str(error.value)
     with pytest.raises(ValueError, match="exactly one"):
         pick_student(teacher, macs_budget="1G", speedup=2, resolution=RES)
     with pytest.raises(ValueError, match="speedup"):

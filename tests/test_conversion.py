@@ -272,6 +272,25 @@ def test_unrelated_state_dict_is_explained():
         )
 
 
+def test_unrelated_checkpoint_is_one_full_error_line(tmp_path, capsys):
+    from wkd_hf.cli.convert import main
+
+    torch.save({"encoder.weight": torch.zeros(3, 3), "head.bias": torch.zeros(3)},
+               tmp_path / "other.pth")
+    assert main(["--checkpoint", str(tmp_path / "other.pth")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("wkd-convert: error:") and err.count("\n") == 1, err
+    assert "pix2pix ResnetGenerator: 'model.1.weight'" in err  # what was expected ...
+    assert "Found 2 keys, first: ['encoder.weight', 'head.bias']" in err  # ... and found
+    reference = RefResnetGenerator(3, 2, 4, 3, False).state_dict()
+    reference["model.4.weight"] = torch.zeros(8, 4, 5, 5)  # a 5x5 conv where pix2pix has 3x3
+    torch.save(reference, tmp_path / "custom.pth")
+    assert main(["--checkpoint", str(tmp_path / "custom.pth")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "weights do not fit it" in err, err
+    assert "size mismatch for model.4.weight" in err  # torch's detail, not cut off
+
+
 class RefBlockKeyedResnet(nn.Module):
     """PyTorch-GAN's (huggan's) GeneratorResNet: blocks under ``block``, Upsample + 3x3 conv up;
     with ``transposed=True`` the same blocks with pix2pix's transposed-conv upsampling."""

@@ -7,6 +7,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # before datasets / huggingface_hu
 from pathlib import Path
 
 import datasets
+import huggingface_hub.constants
 import pytest
 import torch
 from PIL import Image
@@ -146,17 +147,20 @@ def test_paired_loader_refuses_a_cyclegan_folder(cyclegan_folder, cache_dir):
 
 
 def test_offline_hub_id_fails_fast(hub_offline, cache_dir, requested_sleeps):
-    with pytest.raises(HubUnreachableError, match="--train_data_dir"):
+    """Offline mode on: the advice is to unset it (never to set it) or go local."""
+    with pytest.raises(HubUnreachableError, match="Unset HF_HUB_OFFLINE.*--train_data_dir") as err:
         load_paired_dataset(dataset_name="wkd-hf-tests/no-such-dataset", cache_dir=cache_dir)
+    assert "Set HF_HUB_OFFLINE=1" not in str(err.value)
     with pytest.raises(HubUnreachableError, match="--train_data_dir"):
         load_unpaired_datasets(dataset_name="wkd-hf-tests/no-such-dataset", streaming=True)
     assert sum(requested_sleeps) < 1  # no retry back-off
 
 
 def test_unreachable_hub_fails_fast_without_offline_mode(monkeypatch, cache_dir, requested_sleeps):
-    monkeypatch.setattr(sources_module, "_hub_offline", lambda: False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(sources_module, "_hub_reachable", lambda timeout=3.0: False)
-    with pytest.raises(HubUnreachableError, match="HF_HUB_OFFLINE=1.*--train_data_dir"):
+    with pytest.raises(HubUnreachableError,
+                       match="Check the network.*--train_data_dir.*set HF_HUB_OFFLINE=1"):
         load_paired_dataset(dataset_name="huggan/facades", cache_dir=cache_dir)
     assert sum(requested_sleeps) < 1  # no retry back-off
 

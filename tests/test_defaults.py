@@ -79,6 +79,7 @@ def test_each_mode_runs_with_its_defaults(mode, source, streaming, tmp_path, req
     out = tmp_path / "student"
     argv = ["--teacher_model_name_or_path", str(teacher), flag, str(data), "--output_dir",
             str(out), *(["--mode", mode] if mode != "paired" else []), *SPEED,
+            *(["--direction", "BtoA"] if paired and source == "folder" else []),  # the teacher's
             *(["--streaming"] if streaming else [])]
     run_script("distill", argv)
     for weights in _weights(out, mode):

@@ -1,6 +1,8 @@
 """distill.py's model set-up: discriminators initialised from a CycleGAN teacher's own ones, and
 the GAN loss default of each mode recorded in args.json / wkd_config.json."""
 
+import json
+
 import pytest
 import torch
 
@@ -61,3 +63,42 @@ def test_gan_loss_default_follows_the_mode(tmp_path, mode, expected):
     teacher_args = train_teacher.parse_args(["--train_data_dir", str(tmp_path), "--output_dir",
                                              str(tmp_path / "t"), "--mode", teacher_mode])
     assert teacher_args.gan_mode == ("lsgan" if mode == "cycle" else "vanilla")
+
+
+def _paired_teacher(root, direction, data):
+    ResnetGenerator(ngf=8, n_blocks=1).save_pretrained(root)
+    (root / "args.json").write_text(json.dumps({"direction": direction, "train_data_dir": str(data),
+                                                "dataset_name": None}))
+    return root
+
+
+def test_teacher_trained_for_the_other_direction_on_this_data_is_refused(tmp_path):
+    data = tmp_path / "facades"
+    (data / "train").mkdir(parents=True)
+    teacher = _paired_teacher(tmp_path / "teacher", "BtoA", data)
+    for where in (data, data / "train"):  # the same folder, or its train/ split
+        args = _args(teacher, direction="AtoB", train_data_dir=where)
+        with pytest.raises(ValueError, match="--direction BtoA .*this run uses --direction AtoB"):
+            distill.build_models(args, distill.method_config(args))
+    args = _args(teacher, direction="BtoA", train_data_dir=data / "train")
+    assert distill.build_models(args, distill.method_config(args)).teachers  # the right one: fine
+
+
+def test_teacher_direction_is_not_compared_across_datasets(tmp_path):
+    (tmp_path / "other").mkdir()
+    teacher = _paired_teacher(tmp_path / "teacher", "BtoA", tmp_path / "facades")
+    args = _args(teacher, direction="AtoB", train_data_dir=tmp_path / "other")
+    assert distill.build_models(args, distill.method_config(args)).teachers
+
+
+def test_a_student_folder_passed_as_the_teacher_is_named_in_a_warning(tmp_path, caplog):
+    student = _paired_teacher(tmp_path / "student", "BtoA", tmp_path)
+    (student / "wkd_config.json").write_text("{}")
+    args = _args(student, direction="BtoA", student_ngf=8)  # as wide as the "teacher" (ngf 8)
+    distill.build_models(args, distill.method_config(args))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("not smaller than the teacher" in w and "distilled student" in w for w in warnings)
+    caplog.clear()
+    args = _args(student, direction="BtoA", student_ngf=4)  # smaller: no warning
+    distill.build_models(args, distill.method_config(args))
+    assert not [r for r in caplog.records if "not smaller" in r.getMessage()]

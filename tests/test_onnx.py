@@ -1,9 +1,12 @@
 """ONNX export + parity check (ONNX Runtime vs PyTorch) on tiny generators of every family."""
 
+import sys
+
 import numpy as np
 import onnx
 import pytest
 import torch
+from PIL import Image
 
 from wkd_hf.cli.export_onnx import main
 from wkd_hf.models import ResnetGenerator, SubMobileResnetGenerator, UnetGenerator
@@ -69,6 +72,14 @@ def test_parity_check_catches_a_wrong_graph(tmp_path):
         check_parity(model, path, [(1, 3, 16, 16)])
 
 
+def test_parity_check_leaves_the_callers_model_as_it_was(tmp_path):
+    model = _model("resnet")
+    export_onnx(model, tmp_path / "g.onnx", resolution=16, check=False)
+    model.to(torch.bfloat16).train()  # e.g. a bf16 model in the middle of training
+    check_parity(model, tmp_path / "g.onnx", [(1, 3, 16, 16)], atol=1.0)  # bf16 weights: loose
+    assert model.training and all(p.dtype == torch.bfloat16 for p in model.parameters())
+
+
 def test_onnx_generator_checks_sizes_and_serves_the_pipeline(tmp_path):
     from wkd_hf.pipeline import ImageTranslationPipeline
 
@@ -122,3 +133,28 @@ def test_instance_norm_as_layer_norm_matches_pytorch(tmp_path, norm_type):
     assert ops.count("Mul") == (7 if norm_type == "instance_affine" else 0)
     with pytest.raises(ValueError, match="instance_norm"):
         export_onnx(model, path, instance_norm="batch")
+
+
+@pytest.mark.parametrize("missing", ["onnx", "onnxruntime"])
+def test_a_missing_deploy_package_is_one_line_with_the_install(tmp_path, capsys, monkeypatch,
+                                                               missing):
+    from wkd_hf.cli.translate import main as translate
+
+    _model("mobile").save_pretrained(tmp_path / "g")
+    monkeypatch.setitem(sys.modules, missing, None)  # as if not installed
+    out = tmp_path / "g.onnx"
+    assert main(["--model", str(tmp_path / "g"), "--output", str(out), "--resolution", "16"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wkd-export-onnx: error:") and "\n" not in err
+    assert f"needs {missing}" in err and "pip install 'wkd_hf[deploy]'" in err
+    assert "opset" not in err and not out.exists()
+    Image.new("RGB", (16, 16)).save(tmp_path / "in.png")
+    assert translate(["--model", str(tmp_path / "g"), "--input", str(tmp_path / "in.png"),
+                      "--output", str(tmp_path / "out"), "--backend", "onnx",
+                      "--no_progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wkd-translate: error:") and "\n" not in err
+    assert f"needs {missing}" in err and "pip install 'wkd_hf[deploy]'" in err
+    if missing == "onnxruntime":  # running an exported file
+        with pytest.raises(ImportError, match=r"needs onnxruntime.*wkd_hf\[deploy\]"):
+            OnnxGenerator(tmp_path / "any.onnx")

@@ -70,14 +70,21 @@ def test_bf16_is_close_and_named(tmp_path):
         OpenVinoGenerator(path, precision="int4")
 
 
-def test_pipeline_to_backend(tmp_path):
+def test_pipeline_to_backend(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the exports go
     pipe = ImageTranslationPipeline(_model(), resolution=16)
     images = torch.rand(2, 3, 13, 21)
     expected = pipe(images, output_type="pt", size_mode="pad").images
     ov = pipe.to_backend("openvino", num_threads=1)
+    onnx = pipe.to_backend("onnx", num_threads=1)
+    assert list(tmp_path.iterdir()) == []  # the exported files are not left behind
     assert isinstance(ov.generator, OpenVinoGenerator) and ov.resolution == 16
     got = ov(images, output_type="pt", size_mode="pad").images
     assert got.shape == (2, 3, 13, 21) and torch.allclose(got, expected, atol=1e-4)
+    assert torch.allclose(onnx(images, output_type="pt", size_mode="pad").images, expected,
+                          atol=1e-4)
     assert pipe.to_backend("torch") is pipe
     with pytest.raises(ValueError, match="backend must be"):
         pipe.to_backend("tensorrt")
@@ -107,6 +114,35 @@ def test_translate_cli_openvino(tmp_path, capsys):
                  "--no_progress", "--backend", "openvino", "--dtype", "float16"]) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("wkd-translate: error:") and "\n" not in err and "bfloat16" in err
+
+
+def test_a_cut_short_onnx_file_is_one_line_saying_so(tmp_path, capsys):
+    Image.new("RGB", (16, 16)).save(tmp_path / "in.png")
+    export_onnx(_model(), tmp_path / "g.onnx", resolution=16, check=False)
+    whole = (tmp_path / "g.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(whole[:len(whole) // 2])  # an interrupted copy
+    assert main(["--model", str(tmp_path / "cut.onnx"), "--input", str(tmp_path / "in.png"),
+                 "--output", str(tmp_path / "out"), "--no_progress", "--backend", "openvino"]) == 1
+    err = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert len(err) == 1 and err[0].startswith("wkd-translate: error:"), err
+    assert f"OpenVINO cannot read {tmp_path / 'cut.onnx'}" in err[0] and "export it again" in err[0]
+
+
+@pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
+def test_bad_wkd_metadata_is_an_error_naming_the_file(tmp_path, runtime):
+    import onnx
+
+    from wkd_hf.onnx_export import OnnxGenerator
+
+    export_onnx(_model(), tmp_path / "g.onnx", resolution=16, check=False)
+    proto = onnx.load(str(tmp_path / "g.onnx"))
+    for entry in proto.metadata_props:
+        if entry.key == "wkd_hf.size_multiple":
+            entry.value = "four"  # hand-edited metadata
+    onnx.save(proto, str(tmp_path / "bad.onnx"))
+    load = OnnxGenerator if runtime == "onnxruntime" else OpenVinoGenerator
+    with pytest.raises(ValueError, match=r"bad\.onnx: unreadable wkd_hf metadata.*export the"):
+        load(tmp_path / "bad.onnx")
 
 
 def test_compiled_model_cache(tmp_path):

@@ -1,6 +1,7 @@
 """ImageTranslationPipeline and wkd-translate on tiny generators (ngf 4)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -54,6 +55,9 @@ def test_odd_non_square_sizes_and_modes_come_back_at_their_size():
     assert [im.mode for im in out] == ["RGB", "RGB", "RGBA", "RGB", "RGB"]
     assert np.array_equal(np.asarray(out[2])[:, :, 3], np.asarray(alpha))  # alpha kept as is
     assert len(set(np.asarray(out[1]).reshape(-1, 3)[:, 0].tolist())) > 1  # not blank
+    lab = _photo(13, 9).convert("LAB")  # its "A" is a colour band, not transparency
+    [got] = pipe(lab).images
+    assert got.mode == "RGB" and got == pipe(lab.convert("RGB")).images[0]
 
 
 def test_pad_mode_is_exact_for_fitting_sizes_and_grayscale_is_replicated():
@@ -167,6 +171,60 @@ def test_save_pretrained_loads_back_and_through_diffusion_pipeline(tmp_path, mon
     assert torch.allclose(generic(image, output_type="pt").images, expected)
 
 
+def test_save_pretrained_writes_beside_and_pushes_the_finished_folder(tmp_path, monkeypatch):
+    import diffusers.pipelines.pipeline_utils as diffusers_pipeline
+    import diffusers.utils.hub_utils as hub_utils
+    import huggingface_hub
+
+    import wkd_hf.pipeline as module
+
+    folder = tmp_path / "pipe"
+    _pipe(resolution=16).save_pretrained(folder)
+    before = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+    def fails(*args, **kwargs):
+        raise RuntimeError("killed while saving")
+
+    monkeypatch.setattr(module, "write_component_code", fails)  # after the weights are written
+    with pytest.raises(RuntimeError, match="killed"):
+        _pipe(_resnet(seed=1), resolution=32).save_pretrained(folder)
+    after = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    assert after == before  # the earlier save is untouched
+    assert [p.name for p in tmp_path.iterdir()] == ["pipe"]  # no partial folder left
+    monkeypatch.undo()
+
+    uploads = []
+    for where in (huggingface_hub, diffusers_pipeline):
+        monkeypatch.setattr(where, "create_repo",
+                            lambda repo_id, **kw: huggingface_hub.RepoUrl(
+                                f"https://huggingface.co/{repo_id}"), raising=False)
+    for where in (hub_utils, diffusers_pipeline):
+        monkeypatch.setattr(where, "load_or_create_model_card",
+                            lambda *a, **kw: huggingface_hub.ModelCard("---\n---\n# card\n"))
+    monkeypatch.setattr(ImageTranslationPipeline, "_upload_folder",
+                        lambda self, path, repo_id, **kw: uploads.append(
+                            (repo_id, sorted(p.name for p in Path(path).iterdir()),
+                             json.loads((Path(path) / "model_index.json").read_text()))))
+    _pipe(resolution=16).save_pretrained(tmp_path / "pushed", push_to_hub=True, repo_id="me/p")
+    [(repo_id, names, index)] = uploads
+    assert repo_id == "me/p" and "wkd_pipeline.py" in names and "generator" in names
+    assert index["_class_name"] == ["wkd_pipeline", "ImageTranslationPipeline"]
+
+
+def test_a_broken_model_index_is_one_line_naming_it(tmp_path, capsys):
+    _pipe(resolution=16).save_pretrained(tmp_path / "pipe")
+    index = tmp_path / "pipe" / "model_index.json"
+    whole = index.read_text()
+    _photo(8, 8).save(tmp_path / "in.png")
+    for text in (whole[:len(whole) // 2], "[1, 2]"):  # a truncated copy; not an object
+        index.write_text(text)
+        assert main(["--model", str(tmp_path / "pipe"), "--input", str(tmp_path / "in.png"),
+                     "--output", str(tmp_path / "out"), "--no_progress"]) == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("wkd-translate: error:") and "\n" not in err, err
+        assert f"{index} is not a pipeline index" in err and "save the pipeline again" in err
+
+
 def test_bad_arguments_are_clear_errors():
     pipe = _pipe()
     with pytest.raises(ValueError, match="output_type"):
@@ -205,6 +263,23 @@ def test_translate_cli_skips_and_lists_unreadable_files(tmp_path, capsys, backen
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a.png", "b.png"]
     assert "translated 2 image(s)" in printed.out and "skipped 2" in printed.out
     assert "notes.txt" in printed.out and "broken.png" in printed.out
+
+
+def test_translate_cli_reads_photos_upright(tmp_path, capsys):
+    halves = np.zeros((12, 20, 3), np.uint8)
+    halves[:, 10:] = 255  # stored: left black, right white
+    stored = Image.fromarray(halves)
+    exif = stored.getexif()
+    exif[0x0112] = 6  # a phone's "rotate 90 clockwise to display"
+    stored.save(tmp_path / "phone.png", exif=exif)
+    model = tmp_path / "model"
+    _resnet().save_pretrained(model)
+    assert main(["--model", str(model), "--input", str(tmp_path / "phone.png"), "--output",
+                 str(tmp_path / "out"), "--no_progress", "--size_mode", "pad"]) == 0
+    upright = Image.open(tmp_path / "phone.png").transpose(Image.Transpose.ROTATE_270)
+    expected = _pipe()(upright, size_mode="pad").images[0]  # as displayed: 12 wide, 20 high
+    got = Image.open(tmp_path / "out" / "phone.png")
+    assert got.size == (12, 20) and np.array_equal(np.asarray(got), np.asarray(expected))
 
 
 def test_translate_cli_fatal_errors_are_one_line(tmp_path, capsys):

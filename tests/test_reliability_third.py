@@ -259,14 +259,14 @@ def test_an_export_stopped_before_its_metadata_is_never_taken_for_a_model(
     monkeypatch.setattr(wkd_hf.run, "save_applicable_args", killed)
     with pytest.raises(KeyboardInterrupt):
         distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--overwrite_output_dir",
-                              "--direction", "AtoB"))
-    assert not (out / "args.json").exists()  # the old one (resolution 64, BtoA) is gone
+                              "--wkd_levels", "2"))
+    assert not (out / "args.json").exists()  # the old one (resolution 64, 3 levels) is gone
     with pytest.raises(WKDError, match="unfinished export .*--resume_from_checkpoint latest"):
         load_pretrained_model(out)
     monkeypatch.undo()
     distill(*distill_argv(pix2pix_teacher, photo_pairs, out, "--overwrite_output_dir",
-                          "--direction", "AtoB"))
-    assert json.loads((out / "args.json").read_text())["direction"] == "AtoB"
+                          "--wkd_levels", "2"))
+    assert json.loads((out / "args.json").read_text())["wkd_levels"] == 2
     load_pretrained_model(out)
 
 

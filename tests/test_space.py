@@ -111,6 +111,29 @@ def test_space_folder_files_front_matter_and_card_tables(pair, tmp_path):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_examples_in_any_mode_are_pngs_and_a_broken_one_is_named(pair, tmp_path, capsys):
+    student, _ = pair
+    cmyk = tmp_path / "print.jpg"
+    _photo(mode="CMYK").save(cmyk)  # a print shop's JPEG: PNG cannot hold CMYK
+    out = writer.write_space(tmp_path / "space", str(student),
+                             examples=[cmyk, _photo(mode="YCbCr"), _photo(mode="LA"),
+                                       _photo(mode="LAB")])
+    saved = [Image.open(out / "examples" / f"example_{i}.png") for i in range(4)]
+    assert [image.mode for image in saved] == ["RGB", "RGB", "LA", "RGB"]  # LAB has no alpha
+    assert np.array_equal(np.asarray(saved[0]), np.asarray(Image.open(cmyk).convert("RGB")))
+    whole = tmp_path / "whole.png"
+    _photo().save(whole)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) // 2])  # truncated
+    assert cli.main(["--model", str(student), "--output_dir", str(tmp_path / "new"),
+                     "--examples", str(broken)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("wkd-space: error: the example") and err.count("\n") == 1, err
+    assert "broken.png is not a readable image" in err and "--examples" in err
+    assert not (tmp_path / "new").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
 class RecordingApi:
     calls: list = []
 

@@ -169,7 +169,8 @@ def test_ctrl_c_in_the_loop_ends_with_one_line_and_exit_code_130(
     monkeypatch.setattr(training, "_train_step", step_then_ctrl_c)
     distill, out = load_script("distill"), tmp_path / "student"
     argv = ["--teacher_model_name_or_path", str(pix2pix_teacher), "--train_data_dir",
-            str(photo_pairs), "--output_dir", str(out), *TINY_RUN, "--max_train_steps", "10",
+            str(photo_pairs), "--direction", "BtoA", "--output_dir", str(out), *TINY_RUN,
+            "--max_train_steps", "10",
             "--checkpointing_steps", "2", "--student_ngf", "4", "--discriminator_ndf", "4",
             "--wkd_levels", "3"]
     assert run_module.run_cli(distill.main, lambda: distill.parse_args(argv)) == 130

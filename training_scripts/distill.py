@@ -28,9 +28,11 @@ from wkd_hf.distillation import (
 from wkd_hf.models.building import build_discriminator, build_student
 from wkd_hf.recipes import (
     check_resolution_fits,
+    check_teacher_direction,
     check_teacher_fits_data,
     discriminator_init_paths,
     load_teachers,
+    warn_if_student_not_smaller,
 )
 from wkd_hf.run import GANRun, add_common_args, prepare_run, run_cli
 from wkd_hf.script_args import ScriptArgumentParser, add_cycle_objective_args
@@ -141,6 +143,7 @@ def method_config(args: argparse.Namespace) -> WKDConfig:
 
 def build_models(args: argparse.Namespace, config: WKDConfig) -> GANRun:
     """Teachers (frozen), students and shrunk discriminators, keyed by direction."""
+    check_teacher_direction(args)
     teachers = load_teachers(args.teacher_model_name_or_path, args.mode, args.direction,
                              args.teacher_subfolder)
     for teacher in teachers.values():
@@ -155,6 +158,7 @@ def build_models(args: argparse.Namespace, config: WKDConfig) -> GANRun:
         args.student_budget_result = choice.to_dict()
     students = {key: build_student(t, args.student_ngf, args.student_block_type,
                                    args.student_n_blocks) for key, t in teachers.items()}
+    warn_if_student_not_smaller(teachers["a2b"], students["a2b"], args.teacher_model_name_or_path)
     for key, teacher in teachers.items():  # before any step: a bad size fails inside the loss
         check_resolution_fits(teacher, args.resolution, "teacher")
         check_resolution_fits(students[key], args.resolution, "student")

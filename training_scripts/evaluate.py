@@ -99,7 +99,8 @@ def parse_args(input_args: list[str] | None = None) -> argparse.Namespace:
                     help="auto: unpaired for <split>A/ + <split>B/ folders, else paired.")
     ev.add_argument("--metrics", type=_metric_list, default=list(ALL_METRICS),
                     help="Comma-separated subset of " + ",".join(ALL_METRICS) + " (default: "
-                         "all; psnr, ssim and l1 need paired data).")
+                         "all; psnr, ssim and l1 need paired data), and the trained "
+                         "evaluators' " + ",".join(EVALUATOR_METRICS) + " (with --evaluator_dir).")
     ev.add_argument("--inception_weights", default=None,
                     help="InceptionV3 FID weights (pt_inception-2015-12-05-6726825d.pth). "
                          "Default: the torch hub cache, or torch-fidelity's download online.")

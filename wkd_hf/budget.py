@@ -45,6 +45,14 @@ def parse_macs(value: str | float | int) -> int:
     return int(number)
 
 
+def _macs_text(macs: float) -> str:
+    """``3.5e9`` -> ``"3.5G"``, ``8e8`` -> ``"800M"``, ``3.5`` -> ``"3.5"``."""
+    for suffix in ("T", "G", "M", "K"):
+        if macs >= _SUFFIXES[suffix]:
+            return f"{macs / _SUFFIXES[suffix]:.3g}{suffix}"
+    return f"{macs:.3g}"
+
+
 @dataclasses.dataclass
 class StudentChoice:
     """The picked student: its width and block type, its MACs and parameters, and the budget."""
@@ -187,10 +195,12 @@ def pick_student(teacher: nn.Module, macs_budget: str | float | int | None = Non
     if best is None:
         narrowest = min(student_macs(teacher, ngf_step, kind, n_blocks, resolution)[0]
                         for kind in _block_types(teacher, block_type))
+        unit = (f"; a number without a unit counts MACs: did you mean {macs_budget}G?"
+                if macs_budget is not None and budget < 1e6 else "")  # a forgotten unit
         raise ValueError(
-            f"no student fits a budget of {budget / 1e9:.3g}G MACs ({requested}) at "
-            f"{resolution}px: the narrowest (ngf {ngf_step}) needs {narrowest / 1e9:.3g}G; "
-            "raise the budget, lower the speed-up, or use fewer blocks")
+            f"no student fits a budget of {_macs_text(budget)} MACs ({requested}) at "
+            f"{resolution}px: the narrowest (ngf {ngf_step}) needs {_macs_text(narrowest)}; "
+            f"raise the budget, lower the speed-up, or use fewer blocks{unit}")
     return best
 
 

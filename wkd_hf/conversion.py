@@ -269,8 +269,8 @@ def _infer_discriminator(sd: Mapping[str, torch.Tensor]) -> tuple[type, dict]:
     if why:
         raise UnrecognizedCheckpointError(
             f"a flat 'model.<i>' state dict that is not a PatchGAN discriminator: {why}. It "
-            "looks like a generator of a layout wkd_hf does not know. Expected one of:\n  "
-            + "\n  ".join(EXPECTED_LAYOUTS)
+            "looks like a generator of a layout wkd_hf does not know. Expected one of: "
+            + " | ".join(EXPECTED_LAYOUTS)  # one line: the CLIs print the first line only
         )
     if n_layers < 1 or convs != [0] + [2 + 3 * k for k in range(n_layers + 1)]:
         raise UnrecognizedCheckpointError(
@@ -329,9 +329,9 @@ def infer_architecture(state_dict: Mapping[str, torch.Tensor]) -> tuple[type[Mod
         cls, config = _infer_discriminator(sd)
     else:
         raise UnrecognizedCheckpointError(
-            "the state dict matches no supported layout. Expected one of:\n  "
-            + "\n  ".join(EXPECTED_LAYOUTS)
-            + f"\nFound {len(sd)} keys, first: {list(sd)[:8]}"
+            "the state dict matches no supported layout. Expected one of: "
+            + " | ".join(EXPECTED_LAYOUTS)  # one line: the CLIs print the first line only
+            + f". Found {len(sd)} keys, first: {list(sd)[:8]}"
         )
     return cls, config
 
@@ -395,7 +395,7 @@ def _build_and_load(sd: dict[str, torch.Tensor], overrides: Mapping[str, Any] | 
     except RuntimeError as err:
         raise UnrecognizedCheckpointError(
             f"inferred {cls.__name__}({config}), but the weights do not fit it "
-            f"(a pruned or custom variant?): {str(err)[:600]}"
+            f"(a pruned or custom variant?): {' '.join(str(err).split())[:600]}"  # one line
         ) from err
     return model
 

@@ -80,7 +80,7 @@ def hub_download(
     except (OfflineModeIsEnabled, LocalEntryNotFoundError, ConnectionError, TimeoutError) as err:
         raise HubUnreachableError(
             f"could not reach the Hub for {repo_id!r} ({why or 'no network'}) and {filename!r} is "
-            f"not in the local cache; pass a local folder, or run `hf download {repo_id}` first"
+            f"not in the local cache. {hub_advice('pass a local folder', cache=False)}"
         ) from err
 
 
@@ -100,5 +100,5 @@ def hub_model_snapshot(repo_id: str, local_files_only: bool | None) -> str:
         if why is None:
             raise
         raise HubUnreachableError(
-            f"could not reach the Hub for {repo_id!r} ({why}) and it is not in the local cache; "
-            f"pass a local folder, or run `hf download {repo_id}` first") from err
+            f"could not reach the Hub for {repo_id!r} ({why}) and it is not in the local cache. "
+            + hub_advice("pass a local folder", cache=False)) from err

@@ -18,8 +18,10 @@ rule go into the ONNX metadata, so :class:`OnnxGenerator` needs only the ``.onnx
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
+import importlib
 import json
 import os
 import tempfile
@@ -61,6 +63,16 @@ class OnnxExportReport:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def require(module: str, what: str):
+    """``module`` imported, or an ImportError saying that ``what`` needs it and how to install it
+    (the ``deploy`` extra), instead of a bare "No module named"."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as err:
+        raise ImportError(f"{what} needs {module}, which is not installed: pip install "
+                          f"'wkd_hf[deploy]' (or pip install {module})") from err
 
 
 # ----------------------------------------------------------------------------- test images
@@ -144,6 +156,9 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, resolution: int = 256
     if instance_norm not in ("layer_norm", "onnx"):
         raise ValueError(f"instance_norm must be 'layer_norm' or 'onnx'; got {instance_norm!r}")
     rewrites = check_rewrites(graph_rewrites)
+    require("onnx", "ONNX export")
+    if check:
+        require("onnxruntime", "the ONNX parity check")
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1; got {batch_size}")
     net = copy.deepcopy(model).float().cpu().eval()
@@ -305,7 +320,7 @@ def check_parity(model: nn.Module, onnx_path: str | os.PathLike,
     float64 result, ONNX Runtime 5.2e-5; the two float32 results are 1.1e-4 apart, two rounding
     errors added). The float32-vs-float32 difference is reported too, in ``stats["fp32"]``."""
     session = make_session(onnx_path, num_threads=None)
-    net = model.float().cpu().eval()
+    net = copy.deepcopy(model).float().cpu().eval()  # the caller's model stays as it is
     worst, worst32 = 0.0, 0.0
     for shape, images, expected in reference_outputs(net, shapes):
         with torch.inference_mode():
@@ -342,8 +357,7 @@ def make_session(path: str | os.PathLike, num_threads: int | None = None,
         profile_prefix: turn on ONNX Runtime's profiler, writing ``<prefix>_<date>.json``
             (``session.end_profiling()`` returns the path).
     """
-    import onnxruntime as ort
-
+    ort = require("onnxruntime", "running an ONNX model (ONNX Runtime)")
     levels = {"none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
               "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
               "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
@@ -373,6 +387,23 @@ def make_session(path: str | os.PathLike, num_threads: int | None = None,
     return ort.InferenceSession(str(path), options, providers=providers)
 
 
+def parse_metadata(path: str | os.PathLike, metadata: dict[str, str]) -> tuple[dict, int, int]:
+    """(config, size_multiple, size_minimum) from a file's ``wkd_hf.*`` metadata (prefix
+    removed); ValueError naming ``path`` when they are unreadable or invalid."""
+    try:
+        config = json.loads(metadata.get("config", "{}"))
+        multiple = int(metadata.get("size_multiple", 1))
+        minimum = int(metadata.get("size_minimum", 1))
+    except ValueError as error:
+        raise ValueError(f"{path}: unreadable wkd_hf metadata ({error}); export the model "
+                         "again") from None
+    if multiple < 1 or minimum < 1 or not isinstance(config, dict):
+        raise ValueError(f"{path}: invalid wkd_hf metadata (size_multiple {multiple}, "
+                         f"size_minimum {minimum}; both must be >= 1, config a JSON object); "
+                         "export the model again")
+    return config, multiple, minimum
+
+
 class OnnxGenerator:
     """An exported generator run by ONNX Runtime, usable where a wkd_hf generator is called:
     ``OnnxGenerator("g.onnx")(x)`` maps an N x C x H x W float tensor in [-1, 1] to the
@@ -385,16 +416,7 @@ class OnnxGenerator:
         self.session = make_session(path, num_threads, optimization, device)
         meta = self.session.get_modelmeta().custom_metadata_map
         self.metadata = {k.removeprefix("wkd_hf."): v for k, v in meta.items()}
-        try:
-            self.config = json.loads(self.metadata.get("config", "{}"))
-            self._multiple = int(self.metadata.get("size_multiple", 1))
-            self._minimum = int(self.metadata.get("size_minimum", 1))
-        except ValueError as error:
-            raise ValueError(f"{path}: unreadable wkd_hf metadata ({error})") from None
-        if self._multiple < 1 or self._minimum < 1 or not isinstance(self.config, dict):
-            raise ValueError(f"{path}: invalid wkd_hf metadata (size_multiple "
-                             f"{self._multiple}, size_minimum {self._minimum}; both must be "
-                             ">= 1, config a JSON object); export the model again")
+        self.config, self._multiple, self._minimum = parse_metadata(path, self.metadata)
         self.class_name = self.metadata.get("class_name", "unknown")
         self._input = self.session.get_inputs()[0].name
 
@@ -413,10 +435,22 @@ class OnnxGenerator:
 def onnx_pipeline(pipeline, num_threads: int | None = None, device: str = "cpu",
                   directory: str | os.PathLike | None = None):
     """An ``ImageTranslationPipeline`` running ``pipeline``'s generator in ONNX Runtime (exported,
-    with the parity check, into ``directory`` or a temporary folder)."""
-    directory = Path(directory or tempfile.mkdtemp(prefix="wkd_onnx_"))
-    path = directory / "generator.onnx"
-    export_onnx(pipeline.generator, path, resolution=pipeline.resolution or 256,
-                metadata={"resolution": pipeline.resolution, "direction": pipeline.direction})
-    return type(pipeline)(OnnxGenerator(path, num_threads, device=device),
-                          resolution=pipeline.resolution, direction=pipeline.direction)
+    with the parity check, into ``directory``, or a temporary folder removed once the session
+    holds the model)."""
+    with scratch_folder(directory, "wkd_onnx_") as folder:
+        path = folder / "generator.onnx"
+        export_onnx(pipeline.generator, path, resolution=pipeline.resolution or 256,
+                    metadata={"resolution": pipeline.resolution, "direction": pipeline.direction})
+        generator = OnnxGenerator(path, num_threads, device=device)
+    return type(pipeline)(generator, resolution=pipeline.resolution, direction=pipeline.direction)
+
+
+@contextlib.contextmanager
+def scratch_folder(directory: str | os.PathLike | None, prefix: str):
+    """``directory`` itself, or a temporary folder removed on exit (a runtime that has read the
+    model no longer needs its file)."""
+    if directory is not None:
+        yield Path(directory)
+        return
+    with tempfile.TemporaryDirectory(prefix=prefix, ignore_cleanup_errors=True) as folder:
+        yield Path(folder)

@@ -17,20 +17,23 @@ would silently change the numbers; here float32 is the default and bf16 is asked
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import sys
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
 from .models.layers import check_input_size
-from .onnx_export import export_onnx, onnx_pipeline, reference_outputs
+from .onnx_export import (
+    export_onnx,
+    onnx_pipeline,
+    parse_metadata,
+    reference_outputs,
+    scratch_folder,
+)
 
 # OpenVINO's CPU kernels sum in other orders than PyTorch: on GAN Compression's trained
 # horse2zebra student its float32 output is 2.0e-4 from the float64 reference (ONNX Runtime
@@ -117,7 +120,13 @@ def compile_openvino(path: str | os.PathLike, num_threads: int | None = None,
         config["CACHE_DIR"] = str(cache_dir)
     with keep_signal_stack():
         core = ov.Core()
-        model = core.read_model(str(path))
+        try:
+            model = core.read_model(str(path))
+        except RuntimeError as err:  # its first line is only "Exception from core.cpp:84:"
+            detail = [line.strip() for line in str(err).splitlines() if line.strip()][-1:]
+            raise ValueError(f"OpenVINO cannot read {path} ({''.join(detail)[:200]}): pass an "
+                             ".onnx file that wkd-export-onnx wrote (export it again if it was "
+                             "cut short or copied incompletely)") from None
         if shape is not None:
             model.reshape(list(shape))
         return core.compile_model(model, "CPU", config)
@@ -150,10 +159,8 @@ class OpenVinoGenerator:
         self.compiled = compile_openvino(path, num_threads, precision, cache_dir=cache_dir)
         self.request = self.compiled.create_infer_request()
         self.metadata = read_metadata(path) if self.path.endswith(".onnx") else {}
-        self.config = json.loads(self.metadata.get("config", "{}"))
+        self.config, self._multiple, self._minimum = parse_metadata(path, self.metadata)
         self.class_name = self.metadata.get("class_name", "unknown")
-        self._multiple = int(self.metadata.get("size_multiple", 1))
-        self._minimum = int(self.metadata.get("size_minimum", 1))
 
     def check_input_size(self, height: int, width: int) -> None:
         check_input_size(f"{self.class_name} (OpenVINO)", height, width, self._multiple,
@@ -202,14 +209,14 @@ def openvino_pipeline(pipeline, num_threads: int | None = None, precision: str =
     ONNX (ONNX Runtime parity check) into ``directory`` or a temporary folder, then checked in
     OpenVINO at float32 against PyTorch before it is compiled at ``precision``."""
     _require_openvino()
-    directory = Path(directory or tempfile.mkdtemp(prefix="wkd_openvino_"))
-    path = directory / "generator.onnx"
-    report = export_onnx(pipeline.generator, path, resolution=pipeline.resolution or 256,
-                         metadata={"resolution": pipeline.resolution,
-                                              "direction": pipeline.direction})
-    check_openvino_parity(pipeline.generator, path, report.checked_shapes, atol)
-    return type(pipeline)(OpenVinoGenerator(path, num_threads, precision),
-                                    resolution=pipeline.resolution, direction=pipeline.direction)
+    with scratch_folder(directory, "wkd_openvino_") as folder:  # removed once compiled
+        path = folder / "generator.onnx"
+        report = export_onnx(pipeline.generator, path, resolution=pipeline.resolution or 256,
+                             metadata={"resolution": pipeline.resolution,
+                                       "direction": pipeline.direction})
+        check_openvino_parity(pipeline.generator, path, report.checked_shapes, atol)
+        generator = OpenVinoGenerator(path, num_threads, precision)
+    return type(pipeline)(generator, resolution=pipeline.resolution, direction=pipeline.direction)
 
 
 def pipeline_on_backend(pipeline, backend: str, num_threads: int | None = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from .errors import WKDError
 from .names import ARGS_FILE, CARD_FILE, WKD_CONFIG_NAME
+from .safe_files import umask_mode
 
 INCOMPLETE_MARKER = ".wkd_hf.export_incomplete"
 EXPORT_METADATA = (ARGS_FILE, CARD_FILE, WKD_CONFIG_NAME)
@@ -95,6 +96,7 @@ def write_new_folder(folder: str | os.PathLike, write: Callable[[Path], None]) -
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial",
                                       dir=folder.parent))
+    os.chmod(temporary, umask_mode(directory=True))
     try:
         write(temporary)
         os.replace(temporary, folder)  # also over an empty folder

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,9 +40,11 @@ from .hub_access import hub_model_snapshot
 from .input_checks import RANGE_HELP, check_values, parse_dtype
 from .models.building import load_generator
 from .models.layers import size_rule
+from .models.loading import NotAModelFolderError
 from .names import ARGS_FILE, CYCLE_SUBFOLDERS, WKD_CONFIG_NAME
 from .openvino_backend import pipeline_on_backend
 from .remote_code import write_component_code
+from .safe_files import move_into, umask_mode
 
 PIPELINE_FILE = "wkd_pipeline.py"  # the shim DiffusionPipeline.from_pretrained imports
 SIZE_MODES = ("pad", "resize")
@@ -83,6 +87,20 @@ def read_run_metadata(folder: str | os.PathLike) -> dict:
         if isinstance(data.get("mode"), str):
             meta.setdefault("mode", data["mode"])
     return meta
+
+
+def _read_index(path: Path) -> dict:
+    """A saved pipeline's ``model_index.json``; NotAModelFolderError naming it when it is not a
+    JSON object (a truncated copy)."""
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        index = err
+    if not isinstance(index, dict):
+        detail = str(index) if isinstance(index, Exception) else type(index).__name__
+        raise NotAModelFolderError(f"{path} is not a pipeline index (a JSON object; {detail}): "
+                                   "copy or save the pipeline again")
+    return index
 
 
 def _normalise_direction(direction: str | None) -> str | None:
@@ -155,7 +173,7 @@ class ImageTranslationPipeline(DiffusionPipeline):
         if os.path.isfile(path):
             model = load_generator(path)
         elif (Path(path) / "model_index.json").is_file() and subfolder is None:
-            index = json.loads((Path(path) / "model_index.json").read_text(encoding="utf-8"))
+            index = _read_index(Path(path) / "model_index.json")
             model = load_generator(path, "generator")
             meta = {k: index.get(k) for k in ("resolution", "direction") if index.get(k)}
         else:
@@ -177,18 +195,50 @@ class ImageTranslationPipeline(DiffusionPipeline):
         return cls(generator=model, resolution=resolution or meta.get("resolution"),
                    direction=direction or meta.get("direction"))
 
-    def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
+    def save_pretrained(self, save_directory: str | os.PathLike, push_to_hub: bool = False,
+                        **kwargs) -> None:
         """``DiffusionPipeline.save_pretrained`` (``model_index.json`` + ``generator/``), plus
         ``wkd_pipeline.py`` so that ``DiffusionPipeline.from_pretrained(dir,
-        trust_remote_code=True)`` finds this class."""
-        super().save_pretrained(save_directory, **kwargs)
-        index_path = Path(save_directory) / "model_index.json"
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-        index["_class_name"] = [PIPELINE_FILE.removesuffix(".py"), type(self).__name__]
-        index["generator"] = (write_component_code(save_directory, "generator",
-                                                   type(self.generator)) or index["generator"])
-        index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        (Path(save_directory) / PIPELINE_FILE).write_text(_SHIM, encoding="utf-8")
+        trust_remote_code=True)`` finds this class. Written into a folder beside
+        ``save_directory`` and moved in when complete; ``push_to_hub`` (with diffusers' ``repo_id``,
+        ``token``, ``private``, ``commit_message``, ``create_pr``) uploads the finished folder."""
+        hub = {k: kwargs.pop(k) for k in ("repo_id", "token", "private", "commit_message",
+                                          "create_pr") if k in kwargs}
+        target = Path(save_directory)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
+                                        dir=target.parent))
+        os.chmod(partial, umask_mode(directory=True))  # mkdtemp's 0o700 would hide the folder
+        try:
+            super().save_pretrained(str(partial), **kwargs)
+            index_path = partial / "model_index.json"
+            index = json.loads(index_path.read_text(encoding="utf-8"))
+            index["_class_name"] = [PIPELINE_FILE.removesuffix(".py"), type(self).__name__]
+            index["generator"] = (write_component_code(partial, "generator",
+                                                       type(self.generator)) or index["generator"])
+            index_path.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n",
+                                  encoding="utf-8")
+            (partial / PIPELINE_FILE).write_text(_SHIM, encoding="utf-8")
+            move_into(partial, target)
+        finally:
+            shutil.rmtree(partial, ignore_errors=True)
+        if push_to_hub:
+            self._push_folder(target, hub)
+
+    def _push_folder(self, folder: Path, hub: dict) -> None:
+        """Upload a finished ``save_pretrained`` folder as diffusers' ``push_to_hub`` does."""
+        from diffusers.utils.hub_utils import load_or_create_model_card, populate_model_card
+        from huggingface_hub import create_repo
+
+        token = hub.get("token")
+        repo_id = create_repo(hub.get("repo_id", folder.name), exist_ok=True,
+                              private=hub.get("private"), token=token).repo_id
+        card = populate_model_card(load_or_create_model_card(repo_id, token=token,
+                                                             is_pipeline=True))
+        card.save(str(folder / "README.md"))
+        self._upload_folder(str(folder), repo_id, token=token,
+                            commit_message=hub.get("commit_message"),
+                            create_pr=hub.get("create_pr", False))
 
     def to_backend(self, backend: str, num_threads: int | None = None,
                    precision: str = "f32") -> ImageTranslationPipeline:
@@ -391,7 +441,7 @@ def _pil_to_array(image: PIL.Image.Image) -> np.ndarray:
         return (array / top).astype(np.float32)
     if mode == "F":
         return np.clip(np.asarray(image, dtype=np.float32), 0, 1)
-    has_alpha = "A" in mode or "transparency" in image.info
+    has_alpha = mode.endswith("A") or "transparency" in image.info  # LA, PA, RGBA; not LAB
     return np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
 
 

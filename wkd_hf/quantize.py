@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .safe_files import write_beside
+
 MIN_PSNR_DB = 35.0
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 HALVES = ("full", "left", "right")
@@ -39,13 +41,14 @@ HALVES = ("full", "left", "right")
 
 # ----------------------------------------------------------------------------- images
 def load_images(folder: str | os.PathLike, count: int, resolution: int,
-                half: str = "full") -> torch.Tensor:
-    """``count`` images spread evenly over ``folder``'s sorted image files, as N x 3 x R x R in
-    [-1, 1] (bicubic, antialiased, as the pipeline's ``size_mode="resize"``). ``half``: ``left``
-    / ``right`` takes that half of side-by-side paired images (pix2pix's A|B files)."""
-    from PIL import Image
+                half: str = "full", channels: int = 3) -> torch.Tensor:
+    """``count`` images spread evenly over ``folder``'s sorted image files, as N x ``channels``
+    x R x R in [-1, 1] (bicubic, antialiased, as the pipeline's ``size_mode="resize"``; 1
+    channel: luma). ``half``: ``left`` / ``right`` takes that half of side-by-side paired images
+    (pix2pix's A|B files)."""
+    from PIL import Image, ImageOps
 
-    from .pipeline import _resize
+    from .pipeline import _resize, _to_tensor
 
     files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
@@ -53,13 +56,16 @@ def load_images(folder: str | os.PathLike, count: int, resolution: int,
     picks = [files[i] for i in np.linspace(0, len(files) - 1, min(count, len(files))).astype(int)]
     batch = []
     for path in picks:
-        with Image.open(path) as handle:
-            array = np.asarray(handle.convert("RGB"), dtype=np.float32) / 255
-        width = array.shape[1]
+        try:  # any mode (I;16, P, CMYK, LA, ...) read as the pipeline reads it
+            with Image.open(path) as handle:  # upright (EXIF orientation), as training reads
+                image = _to_tensor(ImageOps.exif_transpose(handle), channels)[0]
+        except Exception as err:  # noqa: BLE001 - PIL raises many types for a broken file
+            raise ValueError(f"{path} is not a readable image ({type(err).__name__}: {err}); "
+                             "remove or replace it") from None
+        width = image.shape[-1]
         if half != "full":
-            array = array[:, :width // 2] if half == "left" else array[:, width // 2:]
-        image = torch.from_numpy(np.ascontiguousarray(array)).permute(2, 0, 1)
-        batch.append(_resize(image, (resolution, resolution)).clamp(0, 1))
+            image = image[..., :width // 2] if half == "left" else image[..., width // 2:]
+        batch.append(_resize(image.contiguous(), (resolution, resolution)).clamp(0, 1))
     return torch.stack(batch) * 2 - 1
 
 
@@ -116,23 +122,22 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
             return next(self.items, None)
 
     out_path = Path(out_path)
-    tmp = out_path.with_name(f".{out_path.name}.partial")
-    with warnings.catch_warnings(), _quiet():
-        warnings.simplefilter("ignore")
-        quantize_static(
-            str(fp32_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
-            op_types_to_quantize=list(op_types), per_channel=per_channel,
-            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-            nodes_to_exclude=excluded, calibrate_method=methods[method],
-            extra_options={"OpTypesToExcludeOutputQuantization": list(op_types)})
-    proto = onnx.load(str(tmp))
-    source = onnx.load(str(fp32_path), load_external_data=False)
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(source.metadata_props)
-    entry = proto.metadata_props.add()
-    entry.key, entry.value = "wkd_hf.precision", "int8"
-    onnx.save(proto, str(tmp))
-    os.replace(tmp, out_path)
+    with write_beside(out_path, "int8 model") as tmp:  # a failure leaves no partial file
+        with warnings.catch_warnings(), _quiet():
+            warnings.simplefilter("ignore")
+            quantize_static(
+                str(fp32_path), str(tmp), Reader(), quant_format=QuantFormat.QDQ,
+                op_types_to_quantize=list(op_types), per_channel=per_channel,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                nodes_to_exclude=excluded, calibrate_method=methods[method],
+                extra_options={"OpTypesToExcludeOutputQuantization": list(op_types)})
+        proto = onnx.load(str(tmp))
+        source = onnx.load(str(fp32_path), load_external_data=False)
+        del proto.metadata_props[:]
+        proto.metadata_props.extend(source.metadata_props)
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = "wkd_hf.precision", "int8"
+        onnx.save(proto, str(tmp))
     return out_path
 
 

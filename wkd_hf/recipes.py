@@ -31,7 +31,7 @@ from .data import (
 from .grid_labels import add_column_labels
 from .models import GENERATOR_CLASSES, ResnetGenerator, UnetGenerator
 from .models.building import load_generator
-from .names import CYCLE_DISCRIMINATORS, CYCLE_SUBFOLDERS
+from .names import ARGS_FILE, CYCLE_DISCRIMINATORS, CYCLE_SUBFOLDERS, WKD_CONFIG_NAME
 from .script_args import validation_rows
 from .training import pins_memory
 
@@ -144,6 +144,51 @@ def check_teacher_fits_data(teacher: nn.Module, image_channels: int = 3) -> None
         raise ValueError(
             f"The teacher maps {config.in_channels} -> {config.out_channels} channels, but the "
             f"data has {image_channels}-channel images. Use a teacher trained on RGB images.")
+
+
+def _same_data(record: Mapping, args: argparse.Namespace) -> bool:
+    """Whether a teacher's run record names the data of this run: the same ``--dataset_name``,
+    or ``--train_data_dir`` folders that are equal or one inside the other."""
+    if record.get("dataset_name") and record.get("dataset_name") == args.dataset_name:
+        return True
+    theirs, ours = record.get("train_data_dir"), args.train_data_dir
+    if not (isinstance(theirs, str) and ours):
+        return False
+    theirs, ours = Path(theirs).resolve(), Path(ours).resolve()
+    return theirs == ours or theirs in ours.parents or ours in theirs.parents
+
+
+def check_teacher_direction(args: argparse.Namespace) -> None:
+    """A local teacher folder whose ``args.json`` says it was trained on this run's data with the
+    other ``--direction`` is a ValueError: it would be fed the other domain's images and the
+    student would learn from its nonsense (paired and teacher_target modes)."""
+    path = Path(args.teacher_model_name_or_path, args.teacher_subfolder or "")
+    if args.mode == "cycle" or (path / CYCLE_SUBFOLDERS["a2b"]).is_dir():
+        return  # a CycleGAN folder: --direction picks the matching generator
+    try:
+        record = json.loads((path / ARGS_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # no run record (a Hub id, a .pth, a converted folder): nothing to compare
+    theirs = record.get("direction") if isinstance(record, dict) else None
+    if theirs in ("AtoB", "BtoA") and theirs != args.direction and _same_data(record, args):
+        raise ValueError(
+            f"the teacher {args.teacher_model_name_or_path} was trained on this data with "
+            f"--direction {theirs} (its {ARGS_FILE}), but this run uses --direction "
+            f"{args.direction}: the teacher would translate the wrong half. Pass --direction "
+            f"{theirs}, or a teacher trained for {args.direction}.")
+
+
+def warn_if_student_not_smaller(teacher: nn.Module, student: nn.Module, teacher_path: str) -> None:
+    """One warning when the student has at least the teacher's parameters: distillation then
+    compresses nothing (often a student folder passed as the teacher, whose ``wkd_config.json``
+    the warning names). Same-size students stay allowed (self-distillation baselines)."""
+    theirs, ours = (sum(p.numel() for p in model.parameters()) for model in (teacher, student))
+    if ours < theirs:
+        return
+    hint = (f" {teacher_path} holds a wkd_config.json: it is a distilled student, not a teacher."
+            if Path(teacher_path, WKD_CONFIG_NAME).is_file() else "")
+    logger.warning(f"the student ({ours:,} parameters) is not smaller than the teacher "
+                   f"({theirs:,}): lower --student_ngf or set a --student_speedup.{hint}")
 
 
 # ----------------------------------------------------------------------------- data

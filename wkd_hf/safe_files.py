@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -43,6 +44,15 @@ def check_regular_file(path: str | os.PathLike, what: str = "file") -> Path:
     return path
 
 
+def umask_mode(directory: bool = False) -> int:
+    """The mode ``open`` / ``mkdir`` give a new file (0o666) or folder (0o777) under the process
+    umask: ``mkstemp`` / ``mkdtemp`` make theirs 0o600 / 0o700, which would leave weights, cards
+    and results unreadable to anyone else once renamed into place."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 @contextlib.contextmanager
 def write_beside(path: str | os.PathLike, what: str = "file", replace_link: bool = False):
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` (a link at
@@ -53,6 +63,7 @@ def write_beside(path: str | os.PathLike, what: str = "file", replace_link: bool
                                          dir=path.parent)
     os.close(handle)
     temporary = Path(temporary)
+    os.chmod(temporary, umask_mode())
     try:
         yield temporary
         os.replace(temporary, path)
@@ -77,3 +88,20 @@ def finite_or_null(value):
     if isinstance(value, (list, tuple)):
         return [finite_or_null(item) for item in value]
     return value
+
+
+def move_into(source: Path, target: Path) -> None:
+    """Move the finished folder ``source`` to ``target``: renamed whole when ``target`` is new or
+    empty, else entry by entry (an entry of the same name is replaced, a link there is replaced
+    itself, never followed; ``target``'s other entries are kept). No file arrives half-written."""
+    target = refuse_link(target, "folder")
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())):
+        os.replace(source, target)
+        return
+    for entry in sorted(source.iterdir()):
+        dest = target / entry.name
+        if dest.is_dir() and not dest.is_symlink():
+            shutil.rmtree(dest)
+        elif dest.is_symlink():
+            dest.unlink()
+        os.replace(entry, dest)

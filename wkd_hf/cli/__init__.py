@@ -45,6 +45,21 @@ def guarded(prog: str, body: Callable[[], int], plain: tuple[type, ...] = ()) ->
         return 1
 
 
+def one_line_errors(prog: str) -> None:
+    """For flat scripts (``examples/``): an uncaught exception prints one :func:`error_line`
+    instead of a traceback (exit code 1; ``WKD_HF_TRACEBACK=1`` keeps the traceback)."""
+    if os.environ.get("WKD_HF_TRACEBACK"):
+        return
+
+    def hook(kind, err, traceback):
+        if issubclass(kind, KeyboardInterrupt):
+            print(f"{prog}: interrupted", file=sys.stderr)
+        else:
+            print(error_line(prog, err, PLAIN_ERRORS), file=sys.stderr)
+
+    sys.excepthook = hook
+
+
 def fail(prog: str, message: str) -> NoReturn:
     """Stop now with ``PROG: error: message`` and exit code 1."""
     raise SystemExit(f"{prog}: error: {message}")

@@ -72,26 +72,33 @@ def run(args: argparse.Namespace) -> tuple[dict, list[str]]:
     pipe = ImageTranslationPipeline.from_pretrained(args.model, subfolder=args.subfolder,
                                                     direction=args.direction)
     resolution = args.resolution or pipe.resolution or 256
+    channels = pipe._channels()[0]  # what the generator takes (1: grayscale, e.g. colorization)
+    calibration = load_images(args.calibration, args.num_calibration, resolution, args.half,
+                              channels)
+    photos = load_images(args.photos, args.num_photos, resolution, args.half, channels)
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     fp32_path = out / "generator.onnx"
     export_onnx(pipe.generator, fp32_path, resolution=resolution,
                 metadata={"resolution": pipe.resolution, "direction": pipe.direction})
     if "openvino" in backends:
-        check_openvino_parity(pipe.generator, fp32_path, [(1, 3, resolution, resolution)])
-    calibration = load_images(args.calibration, args.num_calibration, resolution, args.half)
-    photos = load_images(args.photos, args.num_photos, resolution, args.half)
+        check_openvino_parity(pipe.generator, fp32_path,
+                              [(1, channels, resolution, resolution)])
     staged = out / ".generator.int8.staged.onnx"
-    quantize_int8(fp32_path, staged, calibration, keep_ends_float=args.keep_ends_float,
-                  method=args.method)
-    torch.set_num_threads(args.threads)
-    report = evaluate(runners(fp32_path, staged, args.threads, backends), photos, args.repeats)
-    verdict = accept(report, args.min_psnr)
-    refused = [p for p, ok in verdict.items() if not ok]
-    if "int8" in refused and not args.warn_only:
-        staged.unlink()
-    else:
-        os.replace(staged, out / "generator.int8.onnx")
+    try:  # the staged file is renamed into place, or removed (also when evaluation fails)
+        quantize_int8(fp32_path, staged, calibration, keep_ends_float=args.keep_ends_float,
+                      method=args.method)
+        torch.set_num_threads(args.threads)
+        report = evaluate(runners(fp32_path, staged, args.threads, backends), photos,
+                          args.repeats)
+        verdict = accept(report, args.min_psnr)
+        refused = [p for p, ok in verdict.items() if not ok]
+        if "int8" in refused and not args.warn_only:
+            (out / "generator.int8.onnx").unlink(missing_ok=True)  # an earlier run's
+        else:
+            os.replace(staged, out / "generator.int8.onnx")
+    finally:
+        staged.unlink(missing_ok=True)
     result = {"model": str(args.model), "resolution": resolution, "threads": args.threads,
               "calibration": {"folder": str(args.calibration), "images": len(calibration),
                               "method": args.method, "keep_ends_float": args.keep_ends_float},
@@ -127,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _report(args: argparse.Namespace, result: dict, refused: list[str]) -> int:
     """Print the table and each refused (or, with --warn_only, kept) precision; the exit code."""
     print(format_report(result))
-    print(f"wrote {args.output}/quantization.json")
+    print(f"wrote {Path(args.output) / 'quantization.json'}")
     for precision in refused:
         psnr = min(e["quality_vs_fp32"]["psnr_db"] for n, e in result["results"].items()
                    if n.startswith(precision + " "))

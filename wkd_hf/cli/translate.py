@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import PIL.Image
+import PIL.ImageOps
 import torch
 from tqdm.auto import tqdm
 
@@ -143,8 +144,8 @@ def _translate(args: argparse.Namespace) -> int:
         for path in files[start:start + args.batch_size]:
             try:
                 with PIL.Image.open(path) as handle:
-                    handle.load()
-                    images.append(handle.copy())
+                    handle.load()  # upright, as training read its photos (EXIF orientation)
+                    images.append(PIL.ImageOps.exif_transpose(handle))
                 chunk.append(path)
             except Exception as err:  # noqa: BLE001 - any unreadable file is skipped
                 skipped.append((path, f"{type(err).__name__}: {err}".splitlines()[0][:200]))

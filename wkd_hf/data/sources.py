@@ -43,7 +43,7 @@ from typing import Any
 
 import datasets
 
-from ..hub_access import HubUnreachableError
+from ..hub_access import HubUnreachableError, hub_advice
 from ..hub_access import hub_reachable as _hub_reachable  # the one Hub probe (also models')
 from .columns import (
     as_undecoded,
@@ -95,8 +95,7 @@ def _network_errors() -> tuple[type[BaseException], ...]:
 
 def _unreachable(name: str, why: str) -> HubUnreachableError:
     return HubUnreachableError(
-        f"Cannot load --dataset_name {name!r} from the Hub: {why}. Set HF_HUB_OFFLINE=1 to use a "
-        f"copy already in the datasets cache, or {_HINT_LOCAL}.")
+        f"Cannot load --dataset_name {name!r} from the Hub: {why}. {hub_advice(_HINT_LOCAL)}")
 
 
 def load_hub_dataset(name: str, config_name: str | None = None, *, streaming: bool = False,

@@ -24,7 +24,7 @@ from huggingface_hub.errors import (
     HFValidationError,
 )
 
-from ..hub_access import HubUnreachableError, hub_download, hub_unreachable_reason
+from ..hub_access import HubUnreachableError, hub_advice, hub_download, hub_unreachable_reason
 from ..output_folders import check_export_complete
 
 CONFIG_NAME = "config.json"
@@ -279,7 +279,7 @@ class CheckedLoadingMixin:
             if not is_local and (why := hub_unreachable_reason()):
                 raise HubUnreachableError(
                     f"could not reach the Hub for {path!r} ({why}) and its weights are not in "
-                    f"the local cache; pass a local folder, or run `hf download {path}` first"
+                    f"the local cache. {hub_advice('pass a local folder', cache=False)}"
                 ) from err
             raise
         _check_loading_info(where, cls.__name__, info)

@@ -19,9 +19,11 @@ from .. import __version__, recipes
 from ..cards import base_model_for, is_hub_id
 from ..hub import EVAL_SECTION_END, EVAL_SECTION_START, check_hub_reachable
 from ..names import ARGS_FILE
+from ..safe_files import umask_mode
 
 CONFIG_FILE = "space_config.json"
 MAX_EXAMPLES = 4
+PNG_MODES = ("1", "L", "LA", "P", "RGB", "RGBA", "I", "I;16")  # saved as they are
 CARD_SECTIONS = ("Evaluation", "Validation metrics")  # the card's tables the page shows
 APP = '''"""Gradio Space written by `wkd-space` (wkd_hf): teacher vs student, side by side."""
 
@@ -103,6 +105,21 @@ def _space_readme(title: str, models: Sequence[str], version: str, has_teacher: 
         "hardware, its parameters and MACs.\n")
 
 
+def _save_example(example: PIL.Image.Image | str | os.PathLike, path: Path) -> None:
+    """One example image as a PNG; modes PNG cannot hold (CMYK, YCbCr, LAB, F, ...) as RGB (RGBA
+    with transparency). A file that is not a readable image is a ValueError naming it."""
+    try:
+        image = example if isinstance(example, PIL.Image.Image) else PIL.Image.open(example)
+        image.load()
+    except Exception as err:  # noqa: BLE001 - PIL raises many types for a broken file
+        raise ValueError(f"the example {example} is not a readable image ({type(err).__name__}: "
+                         f"{err}); pass another file to --examples") from None
+    if image.mode not in PNG_MODES:
+        alpha = image.mode.endswith("A") or "transparency" in image.info  # not LAB
+        image = image.convert("RGBA" if alpha else "RGB")
+    image.save(path, format="PNG")
+
+
 def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None = None, *,
                 student_hub_id: str | None = None, teacher_hub_id: str | None = None,
                 examples: Sequence[PIL.Image.Image | str | os.PathLike] = (),
@@ -124,13 +141,13 @@ def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None
                       + (" vs teacher" if teacher else ""))
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(tmp, umask_mode(directory=True))
     try:
         (tmp / "examples").mkdir()
         names = []
         for index, example in enumerate(list(examples)):
-            image = example if isinstance(example, PIL.Image.Image) else PIL.Image.open(example)
             names.append(f"example_{index}.png")
-            image.save(tmp / "examples" / names[-1])
+            _save_example(example, tmp / "examples" / names[-1])
         config = {"title": title, "student": student, "teacher": teacher, "examples": names,
                   "card_markdown": card_tables(
                       read_card(student) if card_text is None else card_text),
