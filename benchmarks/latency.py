@@ -68,6 +68,14 @@ ORT_SETTINGS = {"ort": {}, "ort_basic": {"optimization": "basic"},
 DEFAULT_BACKENDS = ("eager", "eager_cl", "ort")
 
 
+def shown_path(value):
+    """A setting as the results file shows it: an absolute path relative to the repository
+    (``../shared/data/...``), so a committed file names no folder of this machine."""
+    if isinstance(value, str) and os.path.isabs(value):
+        return os.path.relpath(value, ROOT)
+    return value
+
+
 # ----------------------------------------------------------------------------- models
 def build_models(args) -> dict[str, torch.nn.Module]:
     """Teacher first. Quick mode: tiny nets (teacher ngf 8, students 4 / 2), 3 blocks."""
@@ -381,7 +389,7 @@ def main(argv=None) -> dict:
     previous = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     info = machine_info(args.threads)
-    result = {"machine": info, "settings": {k: v for k, v in vars(args).items()},
+    result = {"machine": info, "settings": {k: shown_path(v) for k, v in vars(args).items()},
               "load_average": {"start": load_average()}}
     print(f"Machine: {info['cpu']}, {info['cores']} cores, ISA {' '.join(info['isa'])}; torch "
           f"{info['torch']}, onnxruntime {info['onnxruntime']}, openvino {info['openvino']}, "

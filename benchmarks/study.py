@@ -255,7 +255,6 @@ def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict
         name, s["min_steps"] if study == "facades" else s["h2z_min_steps"])
     folders = [args.work_dir / study / name / f"seed{seed}" for seed in seeds]
     metric, higher = PLATEAU[study]
-    walls = {seed: 0.0 for seed in seeds}
     step = min(len(read_curve(f)) for f in folders) * every  # chunks already scored
 
     def stop() -> bool:
@@ -276,7 +275,6 @@ def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict
         for seed, folder in zip(seeds, folders):
             script, flags = training_flags(study, name, seed, s, args)
             chunk[folder] = train_to(script, folder, flags, step, args)
-            walls[seed] += chunk[folder]
         missing = [f for f in folders if not any(p["step"] == step for p in read_curve(f))]
         if missing:
             results = evaluate(missing, study_data(study, s, args),
@@ -293,7 +291,7 @@ def run_curves(study: str, name: str, s: dict, args: argparse.Namespace) -> dict
               f"{mean_curve(curves, metric)[-1]:.4f}", flush=True)
     curves = [read_curve(f) for f in folders]
     values = mean_curve(curves, metric)
-    return {"steps": step, "folders": folders, "seeds": seeds, "curves": curves, "walls": walls,
+    return {"steps": step, "folders": folders, "seeds": seeds, "curves": curves,
             "flattened": fixed is None and step >= least and flattened(
                 values, higher, s["window"], s["tolerance"])}
 
@@ -304,6 +302,12 @@ def save_progress(part: str, curves: list[list[dict]], seeds: list[int], args) -
     path.write_text(json.dumps({"part": part, "seeds": seeds, "curves": curves}, indent=1) + "\n")
     if args.commit:
         commit_files([path], f"Study: curve of {part} to step {curves[0][-1]['step']}")
+
+
+def train_seconds(curve: list[dict]) -> float:
+    """A run's training time over every sitting: its chunks' seconds, as their processes timed
+    them (a part resumed in a later sitting keeps the earlier chunks' time)."""
+    return round(sum(point.get("chunk_train_seconds", 0) for point in curve), 1)
 
 
 def run_trained(study: str, name: str, s: dict, args: argparse.Namespace) -> dict:
@@ -317,7 +321,7 @@ def run_trained(study: str, name: str, s: dict, args: argparse.Namespace) -> dic
                        args.work_dir / "eval" / f"{study}_{name}_test", TEST_METRICS[study], args,
                        teacher=teacher)
     runs = [{"seed": seed, "folder": f"{name}/seed{seed}", "steps": done["steps"],
-             "train_seconds": round(done["walls"][seed], 1), "curve": curve,
+             "train_seconds": train_seconds(curve), "curve": curve,
              **model_record(record)}
             for seed, curve, record in zip(done["seeds"], done["curves"], results["models"])]
     record = {"runs": runs, "evaluation": results["settings"], "flattened": done["flattened"],

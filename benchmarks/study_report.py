@@ -281,14 +281,24 @@ def latency_lines(results: dict) -> list[str]:
 
 
 def compute_lines(results: dict) -> list[str]:
-    wall = sum(r.get("wall_seconds", 0) for r in results.values())
-    train = sum(run.get("train_seconds", 0) for r in results.values() for run in r.get("runs", []))
+    """Training hours from the curves (every chunk of every seed, whichever sitting ran it)."""
+    train = sum(run_train_seconds(run) for r in results.values()
+                for run in r.get("runs", []))
     machine = next((r["machine"] for r in results.values() if "machine" in r), {})
-    return [f"Compute: {wall / 3600:.2f} h of wall time over the finished parts "
-            f"({train / 3600:.2f} h of it training, the rest evaluation and start-up), on "
-            f"{machine.get('cpus')} CPUs ({machine.get('processor')}, torch "
-            f"{machine.get('torch')}, {machine.get('threads')} threads per process); two or three "
-            "parts ran at a time beside other work, so the hours are wall time, not CPU time.", ""]
+    return [f"Compute: {train / 3600:.2f} h of training over the finished parts (every chunk of "
+            f"every seed, as its process timed it), on {machine.get('cpus')} CPUs "
+            f"({machine.get('processor')}, torch {machine.get('torch')}, "
+            f"{machine.get('threads')} threads per process); evaluation comes on top. Two or "
+            "three parts ran at a time beside other work, so these are wall-clock hours of each "
+            "process, not CPU hours.", ""]
+
+
+def run_train_seconds(run: dict) -> float:
+    """One run's training seconds: its curve's chunks (older records counted only the last
+    sitting in ``train_seconds``)."""
+    curve = run.get("curve") or []
+    return sum(p.get("chunk_train_seconds", 0) for p in curve) if curve else run.get(
+        "train_seconds", 0)
 
 
 def report(folder: Path) -> str:

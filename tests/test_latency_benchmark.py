@@ -27,6 +27,9 @@ def test_latency_quick_writes_json(tmp_path, capsys):
     models = result["models"]
     assert models["teacher"]["macs_ratio"] == 1.0 and models["mobile"]["macs_ratio"] > 1
     assert set(result["batch_1"]["best"]) == set(models)
+    # the defaults are absolute paths beside the repository; the file shows them relative to it
+    assert result["settings"]["photos"] == "../shared/data/horse2zebra/testA"
+    assert not [v for v in result["settings"].values() if isinstance(v, str) and Path(v).is_absolute()]
 
 
 def test_profile_ops_quick_sums_kernel_time_by_op_type(tmp_path, capsys):

@@ -283,3 +283,11 @@ def test_efficiency_part_lists_a_network_not_trained_yet(tmp_path):
     record = efficiency.measure({"tiny": (tmp_path / "tiny", 32),
                                  "small": (tmp_path / "not_trained", 32)}, rounds=2)
     assert list(record["models"]) == ["tiny"] and record["missing"] == ["small"]
+
+
+def test_a_runs_training_time_counts_every_sitting():
+    """The curve keeps each chunk's seconds, whichever sitting trained it; a resumed part's
+    record sums them all (it once counted only the last sitting's chunks)."""
+    curve = [{"step": 1000, "chunk_train_seconds": 1700.04}, {"step": 2000},
+             {"step": 3000, "chunk_train_seconds": 100.0}]
+    assert study.train_seconds(curve) == 1800.0

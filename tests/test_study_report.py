@@ -170,3 +170,14 @@ def test_the_grid_caption_names_the_columns_drawn(tmp_path):
     text = report.report(tmp_path)
     assert "columns: input, teacher, wkd_low, small_wkd_high." in text
     assert Image.open(tmp_path / "h2z_grid.png").width == 4 * 40 + 3 * 4
+
+
+def test_compute_counts_every_chunk_of_a_part_resumed_over_sittings(tmp_path):
+    _h2z(tmp_path)  # five variants x 3 seeds, no curves: their train_seconds (0 here) count
+    runs = [{**_run(i, 0.3, 40.0), "train_seconds": 100.0,  # the last sitting's chunk only
+             "curve": [{"step": step, "chunk_train_seconds": seconds, "metrics": {
+                 "classifier_frechet_distance": 40.0, "target_share": 0.3}}
+                       for step, seconds in ((1000, 1700.0), (2000, 100.0))]} for i in range(3)]
+    _write(tmp_path, "h2z/small_wkd_high", runs)
+    text = report.report(tmp_path)
+    assert "Compute: 1.50 h of training" in text  # 3 x (1700 + 100) s, not 3 x 100 s

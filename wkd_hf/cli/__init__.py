@@ -24,7 +24,7 @@ from ..hub_access import HubUnreachableError
 PLAIN_ERRORS = (WKDError, HubUnreachableError, ValueError)
 
 
-MAX_ERROR_CHARS = 600  # one terminal-friendly line, long enough for a library's detail
+MAX_ERROR_CHARS = 1000  # one line, long enough for our longest message (the layouts, ~400)
 
 
 def error_line(prog: str, err: BaseException, plain: tuple[type, ...] = ()) -> str:
