@@ -44,3 +44,17 @@ def test_a_saved_pipeline_folder_gives_the_umask_mode(tmp_path, umask_022):
     pipe.save_pretrained(tmp_path / "pipe")
     (tmp_path / "plain").mkdir()
     assert _mode(tmp_path / "pipe") == _mode(tmp_path / "plain") == 0o755
+
+
+def test_a_written_space_folder_gives_the_umask_mode(tmp_path):
+    from wkd_hf.models import ResnetGenerator
+    from wkd_hf.space import writer
+
+    ResnetGenerator(ngf=4, n_blocks=1).save_pretrained(tmp_path / "student")
+    previous = os.umask(0o027)  # not 0o022: a fixed chmod 0o755 would pass that
+    try:
+        out = writer.write_space(tmp_path / "space", str(tmp_path / "student"))
+        (tmp_path / "plain").mkdir()
+    finally:
+        os.umask(previous)
+    assert _mode(out) == _mode(tmp_path / "plain") == 0o750

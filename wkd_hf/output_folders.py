@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from .errors import WKDError
 from .names import ARGS_FILE, CARD_FILE, WKD_CONFIG_NAME
-from .safe_files import umask_mode
+from .safe_files import partial_folder_beside
 
 INCOMPLETE_MARKER = ".wkd_hf.export_incomplete"
 EXPORT_METADATA = (ARGS_FILE, CARD_FILE, WKD_CONFIG_NAME)
@@ -93,10 +92,7 @@ def write_new_folder(folder: str | os.PathLike, write: Callable[[Path], None]) -
     """``write(temporary)`` into a new folder beside ``folder``, then rename it to ``folder``,
     which must not exist or be empty (a model folder is never overwritten file by file)."""
     folder = check_new_folder(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    temporary = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".partial",
-                                      dir=folder.parent))
-    os.chmod(temporary, umask_mode(directory=True))
+    temporary = partial_folder_beside(folder)
     try:
         write(temporary)
         os.replace(temporary, folder)  # also over an empty folder

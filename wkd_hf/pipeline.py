@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +43,7 @@ from .models.loading import NotAModelFolderError
 from .names import ARGS_FILE, CYCLE_SUBFOLDERS, WKD_CONFIG_NAME
 from .openvino_backend import pipeline_on_backend
 from .remote_code import write_component_code
-from .safe_files import move_into, umask_mode
+from .safe_files import move_into, partial_folder_beside
 
 PIPELINE_FILE = "wkd_pipeline.py"  # the shim DiffusionPipeline.from_pretrained imports
 SIZE_MODES = ("pad", "resize")
@@ -205,10 +204,7 @@ class ImageTranslationPipeline(DiffusionPipeline):
         hub = {k: kwargs.pop(k) for k in ("repo_id", "token", "private", "commit_message",
                                           "create_pr") if k in kwargs}
         target = Path(save_directory)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial",
-                                        dir=target.parent))
-        os.chmod(partial, umask_mode(directory=True))  # mkdtemp's 0o700 would hide the folder
+        partial = partial_folder_beside(target)
         try:
             super().save_pretrained(str(partial), **kwargs)
             index_path = partial / "model_index.json"

@@ -53,6 +53,16 @@ def umask_mode(directory: bool = False) -> int:
     return (0o777 if directory else 0o666) & ~mask
 
 
+def partial_folder_beside(target: Path) -> Path:
+    """A new, empty folder ``.<name>.*.partial`` in ``target``'s folder (created if needed), with
+    the mode ``mkdir`` would give it: what is written there is renamed to ``target`` when
+    complete, on the same file system."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    os.chmod(folder, umask_mode(directory=True))  # mkdtemp's 0o700 would hide the folder
+    return folder
+
+
 @contextlib.contextmanager
 def write_beside(path: str | os.PathLike, what: str = "file", replace_link: bool = False):
     """Yield a temporary path in ``path``'s folder; on success it replaces ``path`` (a link at

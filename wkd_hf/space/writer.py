@@ -19,7 +19,7 @@ from .. import __version__, recipes
 from ..cards import base_model_for, is_hub_id
 from ..hub import EVAL_SECTION_END, EVAL_SECTION_START, check_hub_reachable
 from ..names import ARGS_FILE
-from ..safe_files import umask_mode
+from ..safe_files import partial_folder_beside
 
 CONFIG_FILE = "space_config.json"
 MAX_EXAMPLES = 4
@@ -139,9 +139,7 @@ def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None
     teacher_hub_id = teacher_hub_id or (teacher if teacher and is_hub_id(teacher) else None)
     title = title or (f"{Path(student_hub_id or student).name}: wkd_hf student"
                       + (" vs teacher" if teacher else ""))
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    os.chmod(tmp, umask_mode(directory=True))
+    tmp = partial_folder_beside(out)
     try:
         (tmp / "examples").mkdir()
         names = []
@@ -160,7 +158,6 @@ def write_space(output_dir: str | os.PathLike, student: str, teacher: str | None
         models = [m for m in (student_hub_id, teacher_hub_id) if m]
         (tmp / "README.md").write_text(
             _space_readme(title, models, __version__, teacher is not None), encoding="utf-8")
-        tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
