@@ -103,12 +103,18 @@ def test_load_images_takes_paired_halves(tmp_path):
         load_images(tmp_path, 1, 8)
 
 
-def test_cli_refuses_below_the_bound_and_warns_on_request(tmp_path, capsys):
+def _cli_args(tmp_path, calibration: int, photos: int, repeats: int) -> list[str]:
+    """wkd-quantize's arguments for a saved tiny model and two image folders (16 px, ORT)."""
     model = tmp_path / "model"
     _model().save_pretrained(model)
-    train, test = _folder(tmp_path / "train", 4, 1), _folder(tmp_path / "test", 2, 2)
-    base = ["--model", str(model), "--calibration", str(train), "--photos", str(test),
-            "--resolution", "16", "--repeats", "2", "--threads", "1", "--backends", "ort"]
+    train = _folder(tmp_path / "train", calibration, 1)
+    test = _folder(tmp_path / "test", photos, 2)
+    return ["--model", str(model), "--calibration", str(train), "--photos", str(test),
+            "--resolution", "16", "--repeats", str(repeats), "--threads", "1", "--backends", "ort"]
+
+
+def test_cli_refuses_below_the_bound_and_warns_on_request(tmp_path, capsys):
+    base = _cli_args(tmp_path, calibration=4, photos=2, repeats=2)
     out = tmp_path / "ok"
     assert main([*base, "--output", f"{out}/"]) == 0, capsys.readouterr().err
     assert f"wrote {out / 'quantization.json'}\n" in capsys.readouterr().out  # not ok//quant...
@@ -183,11 +189,7 @@ def test_cli_quantizes_a_grayscale_input_generator(tmp_path, capsys):
 
 def test_cli_refusal_leaves_no_earlier_int8_and_bad_images_write_nothing(tmp_path, capsys,
                                                                         monkeypatch):
-    model = tmp_path / "model"
-    _model().save_pretrained(model)
-    train, test = _folder(tmp_path / "train", 2, 1), _folder(tmp_path / "test", 1, 2)
-    base = ["--model", str(model), "--calibration", str(train), "--photos", str(test),
-            "--resolution", "16", "--repeats", "0", "--threads", "1", "--backends", "ort"]
+    base = _cli_args(tmp_path, calibration=2, photos=1, repeats=0)
     out = tmp_path / "deploy"
     assert main([*base, "--output", str(out)]) == 0, capsys.readouterr().err
     assert (out / "generator.int8.onnx").is_file()
