@@ -48,6 +48,7 @@ from study_curves import (  # noqa: E402
     flattened,
     mean_curve,
     read_curve,
+    train_seconds,
     write_curve,
 )
 from study_lock import part_lock  # noqa: E402
@@ -302,12 +303,6 @@ def save_progress(part: str, curves: list[list[dict]], seeds: list[int], args) -
     path.write_text(json.dumps({"part": part, "seeds": seeds, "curves": curves}, indent=1) + "\n")
     if args.commit:
         commit_files([path], f"Study: curve of {part} to step {curves[0][-1]['step']}")
-
-
-def train_seconds(curve: list[dict]) -> float:
-    """A run's training time over every sitting: its chunks' seconds, as their processes timed
-    them (a part resumed in a later sitting keeps the earlier chunks' time)."""
-    return round(sum(point.get("chunk_train_seconds", 0) for point in curve), 1)
 
 
 def run_trained(study: str, name: str, s: dict, args: argparse.Namespace) -> dict:

@@ -34,6 +34,12 @@ def mean_curve(curves: list[list[dict]], metric: str) -> list[float]:
     return [statistics.fmean(c[i]["metrics"][metric] for c in curves) for i in range(length)]
 
 
+def train_seconds(curve: list[dict]) -> float:
+    """A run's training time over every sitting: its points' ``chunk_train_seconds``, as their
+    processes timed them (a part resumed in a later sitting keeps the earlier chunks' time)."""
+    return round(sum(point.get("chunk_train_seconds", 0) for point in curve), 1)
+
+
 def read_curve(folder: Path) -> list[dict]:
     path = folder / "curve.json"
     return json.loads(path.read_text()) if path.is_file() else []

@@ -28,6 +28,7 @@ from wkd_hf.metrics.efficiency import quantiles
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import study_figures  # noqa: E402
+from study_curves import train_seconds  # noqa: E402
 from study_verdicts import (  # noqa: E402
     DECIDING,
     band_gap,
@@ -282,8 +283,9 @@ def latency_lines(results: dict) -> list[str]:
 
 def compute_lines(results: dict) -> list[str]:
     """Training hours from the curves (every chunk of every seed, whichever sitting ran it)."""
-    train = sum(run_train_seconds(run) for r in results.values()
-                for run in r.get("runs", []))
+    train = sum(train_seconds(run.get("curve") or []) for r in results.values()
+                for run in r.get("runs", []))  # not run["train_seconds"]: older records
+    # counted only the sitting that finished the part
     machine = next((r["machine"] for r in results.values() if "machine" in r), {})
     return [f"Compute: {train / 3600:.2f} h of training over the finished parts (every chunk of "
             f"every seed, as its process timed it), on {machine.get('cpus')} CPUs "
@@ -291,14 +293,6 @@ def compute_lines(results: dict) -> list[str]:
             f"{machine.get('threads')} threads per process); evaluation comes on top. Two or "
             "three parts ran at a time beside other work, so these are wall-clock hours of each "
             "process, not CPU hours.", ""]
-
-
-def run_train_seconds(run: dict) -> float:
-    """One run's training seconds: its curve's chunks (older records counted only the last
-    sitting in ``train_seconds``)."""
-    curve = run.get("curve") or []
-    return sum(p.get("chunk_train_seconds", 0) for p in curve) if curve else run.get(
-        "train_seconds", 0)
 
 
 def report(folder: Path) -> str:

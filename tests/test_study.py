@@ -290,4 +290,4 @@ def test_a_runs_training_time_counts_every_sitting():
     record sums them all (it once counted only the last sitting's chunks)."""
     curve = [{"step": 1000, "chunk_train_seconds": 1700.04}, {"step": 2000},
              {"step": 3000, "chunk_train_seconds": 100.0}]
-    assert study.train_seconds(curve) == 1800.0
+    assert load_benchmark("study_curves").train_seconds(curve) == 1800.0
