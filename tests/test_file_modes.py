@@ -58,3 +58,25 @@ def test_a_written_space_folder_gives_the_umask_mode(tmp_path):
     finally:
         os.umask(previous)
     assert _mode(out) == _mode(tmp_path / "plain") == 0o750
+
+
+def test_saved_weights_give_the_umask_mode(tmp_path):
+    """safetensors writes its file 0o600; a saved model (alone, or in a pipeline) gets 0o640
+    under umask 027, as open() would give, for others to load."""
+    from wkd_hf.models import PatchDiscriminator, ResnetGenerator
+    from wkd_hf.pipeline import ImageTranslationPipeline
+
+    previous = os.umask(0o027)
+    try:
+        ResnetGenerator(ngf=4, n_blocks=1).save_pretrained(tmp_path / "generator")
+        PatchDiscriminator(ndf=4, n_layers=1).save_pretrained(tmp_path / "discriminator")
+        pipe = ImageTranslationPipeline(ResnetGenerator(ngf=4, n_blocks=1), resolution=32)
+        pipe.save_pretrained(tmp_path / "pipe")
+        with open(tmp_path / "plain", "w") as handle:
+            handle.write("{}")
+    finally:
+        os.umask(previous)
+    weights = sorted(tmp_path.rglob("diffusion_pytorch_model.safetensors"))
+    assert len(weights) == 3
+    for path in weights:
+        assert _mode(path) == _mode(tmp_path / "plain") == 0o640, path

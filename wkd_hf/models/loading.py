@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+from pathlib import Path
 
 from huggingface_hub.errors import (
     EntryNotFoundError,
@@ -26,6 +27,7 @@ from huggingface_hub.errors import (
 
 from ..hub_access import HubUnreachableError, hub_advice, hub_download, hub_unreachable_reason
 from ..output_folders import check_export_complete
+from ..safe_files import umask_mode
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAMES = ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")
@@ -284,3 +286,13 @@ class CheckedLoadingMixin:
             raise
         _check_loading_info(where, cls.__name__, info)
         return (model, info) if want_info else model
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """``ModelMixin.save_pretrained``; the weight files then get the mode a plain ``open``
+        gives under the umask (safetensors writes them 0o600: a model saved for others to use
+        would be unreadable to them)."""
+        result = super().save_pretrained(save_directory, *args, **kwargs)
+        for path in Path(save_directory).glob("diffusion_pytorch_model*"):
+            if path.is_file() and not path.is_symlink():
+                os.chmod(path, umask_mode())
+        return result
